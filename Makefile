@@ -1,0 +1,56 @@
+# Two commands do all setup on a fresh machine:
+#   make demo   create .venv, install, optimize the bundled default model, write its report
+#   make test   install what the tests need, run them all (lint included)
+# Both are idempotent and fast when nothing changed (stamp files track the installs).
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/pip
+# Never let pip pick another torch: the CPU wheel 2.13.0 is installed first and repeated in every call.
+TORCH   := torch==2.13.0
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export HF_HUB_DISABLE_TELEMETRY=1
+# the workbench caches trained heads / small models here; keep it inside the checkout
+export WORKBENCH_CACHE ?= $(CURDIR)/.workbench/cache
+
+.PHONY: demo test lint bench install install-test browser clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q $(TORCH) -e .
+	touch $@
+
+$(VENV)/.stamp-test: $(VENV)/.stamp-install pyproject.toml
+	$(PIP) install -q $(TORCH) -e ".[test]"
+	touch $@
+
+install: $(VENV)/.stamp-install
+install-test: $(VENV)/.stamp-test browser
+
+# Debian's chromium for the browser tests (Playwright's own browser download cannot work offline)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -q && apt-get install -y -q chromium) >/dev/null; \
+	  else echo "chromium not found: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+demo: install
+	$(BIN)/workbench optimize minilm
+	$(BIN)/workbench report minilm -o reports/minilm.html
+
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check workbench widgets tests bench
+	$(BIN)/ruff format --check workbench widgets tests bench
+
+test: install-test lint
+	$(BIN)/python -m pytest tests -q
+
+bench: install
+	$(BIN)/python bench/bench_minilm.py
+
+clean:
+	rm -rf .workbench reports test-artifacts

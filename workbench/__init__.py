@@ -1,0 +1,42 @@
+"""workbench: make AI models fit low-power devices, measured and recorded.
+
+The compute library behind the panels, notebooks and CLI. It never imports ipywidgets or IPython.
+
+>>> import workbench as wb
+>>> cands = wb.optimize("digits-cnn", ["ort-int8-dynamic"])   # doctest: +SKIP
+>>> wb.RunStore().to_frame()                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .artifact import Artifact, onnx_artifact, torch_artifact
+from .benchmark import BenchConfig, LatencyResult, benchmark
+from .candidate import Candidate
+from .config import PassConfig
+from .context import ProgressEvent, RunContext
+from .data import Split, TaskData
+from .errors import (
+    CancelledError, ConfigError, DataError, ModelLoadError, OfflineError, ParityError, PassError, RecipeError,
+    StoreError, UnknownNameError, WorkbenchError,
+)
+from .models import LoadedModel, ModelInfo, from_module, list_models, load_model
+from .optimize import BASELINE, measure, optimize, run_baseline, run_recipe
+from .passes import (
+    Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OnnxFp16, OrtOptimize, StaticInt8, registered_passes,
+)
+from .recipes import DEFAULT_RECIPES, Recipe, get_recipe, list_recipes, load_recipe, register_recipe
+from .store import RunStore
+
+__all__ = [
+    "__version__", "Artifact", "onnx_artifact", "torch_artifact", "BenchConfig", "LatencyResult", "benchmark",
+    "Candidate", "PassConfig", "ProgressEvent", "RunContext", "Split", "TaskData",
+    "CancelledError", "ConfigError", "DataError", "ModelLoadError", "OfflineError", "ParityError", "PassError",
+    "RecipeError", "StoreError", "UnknownNameError", "WorkbenchError",
+    "LoadedModel", "ModelInfo", "from_module", "list_models", "load_model",
+    "BASELINE", "measure", "optimize", "run_baseline", "run_recipe",
+    "Cast", "DynamicInt8", "Int4WeightOnly", "OnnxExport", "OnnxFp16", "OrtOptimize", "StaticInt8",
+    "registered_passes", "DEFAULT_RECIPES", "Recipe", "get_recipe", "list_recipes", "load_recipe",
+    "register_recipe", "RunStore",
+]

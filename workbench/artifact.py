@@ -1,0 +1,182 @@
+"""A model in one runtime form (a PyTorch module or an ONNX file) and a uniform way to run it.
+
+Artifacts are immutable: a pass returns a new one. ONNX artifacts live in their own folder (the
+model plus any external-data files), so size and sha256 cover everything a device would need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelLoadError
+
+__all__ = ["Artifact", "Runner", "onnx_artifact", "torch_artifact", "file_sha256", "dir_size"]
+
+Runner = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """``runtime`` is "torch" or "onnxruntime". ``meta`` carries facts passes record (precision, sparsity...)."""
+
+    runtime: str
+    input_names: tuple[str, ...]
+    path: Path | None = None  # ONNX file, or the safetensors file of a saved torch module
+    module: Any = None  # torch.nn.Module for torch artifacts (kept in memory)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The form passes consume/produce: "torch" or "onnx"."""
+        return "torch" if self.runtime == "torch" else "onnx"
+
+    def with_meta(self, **extra: Any) -> Artifact:
+        return replace(self, meta={**self.meta, **extra})
+
+    # ---- measurements that need no inference ----------------------------------------
+    def size_bytes(self) -> int:
+        if self.kind == "onnx":
+            assert self.path is not None
+            return dir_size(self.path.parent)
+        if self.path is not None and self.path.exists():
+            return self.path.stat().st_size
+        return sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
+
+    def sha256(self) -> str | None:
+        if self.path is None or not self.path.exists():
+            return None
+        if self.kind == "onnx":
+            h = hashlib.sha256()
+            for p in sorted(self.path.parent.rglob("*")):
+                if p.is_file():
+                    h.update(p.name.encode())
+                    h.update(file_sha256(p).encode())
+            return h.hexdigest()
+        return file_sha256(self.path)
+
+    def param_count(self) -> int:
+        if self.kind == "torch":
+            return int(sum(p.numel() for p in self.module.parameters()))
+        import onnx
+
+        model = onnx.load(str(self.path), load_external_data=False)
+        n = 0
+        for init in model.graph.initializer:
+            n += int(np.prod(init.dims)) if init.dims else 1
+        # MatMulNBits packs two int4 weights per byte: count weights, not bytes
+        for node in model.graph.node:
+            if node.op_type == "MatMulNBits":
+                attrs = {a.name: a.i for a in node.attribute}
+                n += attrs.get("K", 0) * attrs.get("N", 0) - _packed_len(model, node.input[1])
+        return int(n)
+
+    # ---- running -----------------------------------------------------------------------
+    def runner(self, threads: int | None = None) -> Runner:
+        """A callable mapping named numpy inputs to the first output as float32 numpy."""
+        if self.kind == "torch":
+            return _torch_runner(self.module, self.input_names, threads)
+        return _ort_runner(self.path, threads)
+
+
+def _packed_len(model, name: str) -> int:
+    for init in model.graph.initializer:
+        if init.name == name:
+            return int(np.prod(init.dims))
+    return 0
+
+
+def torch_artifact(module, input_names: tuple[str, ...], path: Path | None = None, **meta: Any) -> Artifact:
+    return Artifact("torch", tuple(input_names), path=path, module=module, meta=meta)
+
+
+def onnx_artifact(path: Path, **meta: Any) -> Artifact:
+    """Wrap an ONNX file; raises ModelLoadError if it is not a readable ONNX model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"No ONNX file at {path}.")
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf DecodeError and friends
+        raise ModelLoadError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e}).") from None
+    if not model.graph.node:
+        raise ModelLoadError(f"{path} is not an ONNX model: its graph has no nodes.")
+    inits = {i.name for i in model.graph.initializer}
+    names = tuple(i.name for i in model.graph.input if i.name not in inits)
+    return Artifact("onnxruntime", names, path=path, meta=meta)
+
+
+def _torch_runner(module, input_names: tuple[str, ...], threads: int | None) -> Runner:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    module.eval()
+    try:
+        float_dtype = next(p.dtype for p in module.parameters() if p.is_floating_point())
+    except StopIteration:
+        float_dtype = torch.float32
+
+    def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        args = []
+        for name in input_names:
+            t = torch.from_numpy(np.ascontiguousarray(inputs[name]))
+            if t.is_floating_point():
+                t = t.to(float_dtype)
+            args.append(t)
+        with torch.inference_mode():
+            out = module(*args)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.float().numpy()
+
+    return run
+
+
+def _ort_runner(path: Path, threads: int | None) -> Runner:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from None
+    wanted = {i.name: i.type for i in sess.get_inputs()}
+    np_types = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
+                "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
+
+    def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        feed = {}
+        for name, typ in wanted.items():
+            arr = inputs[name]
+            dt = np_types.get(typ)
+            feed[name] = np.ascontiguousarray(arr if dt is None else arr.astype(dt, copy=False))
+        out = sess.run(None, feed)[0]
+        return np.asarray(out, dtype=np.float32)
+
+    run.session = sess  # type: ignore[attr-defined]  # for profiling and input listings
+    return run

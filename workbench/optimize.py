@@ -1,0 +1,246 @@
+"""The pipeline: baseline + recipes -> measured, recorded candidates.
+
+A candidate is a pure function of (model fingerprint, recipe steps, eval data, threads, bench
+settings): its ``key`` hashes exactly those, so a candidate already in the store is reused instead
+of rerun, and a candidate can be built in another process or on another node from the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .artifact import Artifact, onnx_artifact
+from .benchmark import BenchConfig, benchmark
+from .candidate import Candidate
+from .context import RunContext
+from .env import fingerprint
+from .errors import CancelledError, WorkbenchError
+from .evaluate import NonFiniteOutputError, predict
+from .models import LoadedModel
+from .passes import PassJob, apply_pass
+from .recipes import DEFAULT_RECIPES, Recipe, get_recipe
+from .store import RunStore
+
+__all__ = ["optimize", "run_baseline", "run_recipe", "measure", "candidate_key", "BASELINE", "DegradationRule"]
+
+#: the recipe name of the unmodified FP32 model
+BASELINE = "baseline"
+_KEY_VERSION = 1
+
+
+class DegradationRule:
+    """When a measured candidate counts as degraded (kept, but flagged, with the reason)."""
+
+    max_accuracy_drop = 0.05  # 5 points of accuracy
+    min_cosine = 0.90  # embedding cosine to FP32
+
+    @classmethod
+    def check(cls, metrics: dict[str, Any], base: dict[str, Any] | None) -> str | None:
+        if base and metrics.get("accuracy") is not None and base.get("accuracy") is not None:
+            drop = base["accuracy"] - metrics["accuracy"]
+            if drop > cls.max_accuracy_drop:
+                return f"accuracy dropped {100 * drop:.1f} points (limit {100 * cls.max_accuracy_drop:.0f})"
+        if metrics.get("cosine") is not None and metrics["cosine"] < cls.min_cosine:
+            return f"cosine to FP32 is {metrics['cosine']:.3f} (limit {cls.min_cosine})"
+        for rule in _EXTRA_RULES:
+            reason = rule(metrics, base)
+            if reason:
+                return reason
+        return None
+
+
+_EXTRA_RULES: list[Callable[[dict, dict | None], str | None]] = []
+
+
+def candidate_key(model: LoadedModel, steps: Iterable[dict], threads: int | None, bench: BenchConfig) -> str:
+    payload = {"v": _KEY_VERSION, "model": model.fingerprint, "steps": list(steps), "threads": threads,
+               "bench": [bench.warmup, bench.runs]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def measure(model: LoadedModel, art: Artifact, *, bench: BenchConfig, ctx: RunContext, stage: str,
+            base: dict[str, Any] | None = None, eval_batch: int = 32) -> dict[str, Any]:
+    """Task metrics on the eval split, latency at batch 1, size, params; ratios against ``base``."""
+    threads = bench.effective_threads
+    t0 = time.monotonic()
+    runner = art.runner(threads)
+    outputs = predict(runner, model.data.eval, batch_size=eval_batch, ctx=ctx, stage=f"{stage} / evaluate")
+    reference = model.reference_outputs(threads)
+    m: dict[str, Any] = model.task.metrics(outputs, model.data.eval.labels, reference)
+    m["eval_time_s"] = time.monotonic() - t0
+    lat = benchmark(runner, model.bench_inputs(), bench, ctx, stage=f"{stage} / latency")
+    m.update(lat.summary())
+    m["size_bytes"] = art.size_bytes()
+    m["params"] = art.param_count()
+    if base:
+        if base.get("accuracy") is not None and m.get("accuracy") is not None:
+            m["accuracy_drop"] = base["accuracy"] - m["accuracy"]
+        if base.get("p50_ms"):
+            m["speedup"] = base["p50_ms"] / m["p50_ms"]
+        if base.get("size_bytes"):
+            m["size_ratio"] = m["size_bytes"] / base["size_bytes"]
+    return m
+
+
+def _notes(art: Artifact) -> dict[str, Any]:
+    return {k: v for k, v in art.meta.items() if _jsonable(v)}
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except TypeError:
+        return False
+
+
+def run_baseline(model: LoadedModel, *, store: RunStore, bench: BenchConfig = BenchConfig(),
+                 ctx: RunContext | None = None, reuse: bool = True) -> Candidate:
+    """Measure (or reuse) the unmodified FP32 model."""
+    ctx = ctx or RunContext()
+    key = candidate_key(model, [], bench.threads, bench)
+    if reuse and (hit := store.find(key)):
+        return hit
+    art = model.baseline
+    cand = Candidate(id=Candidate.new_id(), key=key, model=model.name, recipe_name=BASELINE,
+                     recipe={"name": BASELINE, "steps": []}, runtime=art.runtime, status="ok",
+                     env=fingerprint(bench.effective_threads), threads=bench.effective_threads,
+                     artifact_path=str(art.path) if art.path else None, artifact_sha256=art.sha256(),
+                     notes=_notes(art))
+    try:
+        metrics = measure(model, art, bench=bench, ctx=ctx, stage=f"{model.name} / baseline")
+    except CancelledError as e:
+        store.add(replace(cand, status="cancelled", error=str(e)))
+        raise
+    except WorkbenchError as e:
+        return store.add(replace(cand, status="failed", error=f"{type(e).__name__}: {e}"))
+    return store.add(replace(cand, metrics=metrics))
+
+
+def _save_torch(art: Artifact, folder: Path) -> Artifact:
+    from safetensors.torch import save_model
+
+    path = folder / "model.safetensors"
+    save_model(art.module, str(path))
+    return replace(art, path=path)
+
+
+def run_recipe(model: LoadedModel, recipe: Recipe | str, *, store: RunStore, baseline: Candidate | None = None,
+               bench: BenchConfig = BenchConfig(), ctx: RunContext | None = None, reuse: bool = True,
+               memo: dict[str, tuple[Artifact, str]] | None = None) -> Candidate:
+    """Apply a recipe step by step. Every step is recorded (intermediate steps with status
+    "intermediate"); the final one is measured. Failures are recorded, never raised, except cancel."""
+    ctx = ctx or RunContext()
+    recipe = get_recipe(recipe)
+    recipe.validate_for(model.baseline.kind)
+    baseline = baseline or run_baseline(model, store=store, bench=bench, ctx=ctx, reuse=reuse)
+    memo = {} if memo is None else memo
+    env = fingerprint(bench.effective_threads)
+    final_key = candidate_key(model, [s.to_dict() for s in recipe.steps], bench.threads, bench)
+    if reuse and (hit := store.find(final_key)):
+        return hit
+
+    art, parent_id = model.baseline, baseline.id
+    n = len(recipe.steps)
+    for i, step in enumerate(recipe.steps, 1):
+        steps_json = [s.to_dict() for s in recipe.steps[:i]]
+        key = candidate_key(model, steps_json, bench.threads, bench)
+        last = i == n
+        stage = f"{model.name} / {recipe.name} / {step.kind}" + (f" ({i}/{n})" if n > 1 else "")
+        base = Candidate(id=Candidate.new_id(), key=key, model=model.name, recipe_name=recipe.prefix(i).name,
+                         recipe={"name": recipe.name, "description": recipe.description, "steps": steps_json},
+                         runtime="torch" if step.produces == "torch" else "onnxruntime",
+                         status="ok" if last else "intermediate", env=env, parent_id=parent_id,
+                         threads=bench.effective_threads, seed=0)
+        if not last and key in memo:  # shared prefix (export, fusions) already built in this run
+            art, parent_id = memo[key]
+            continue
+        if not last and reuse and (prev := store.find(key, ("intermediate", "ok", "degraded"))) \
+                and prev.runtime == "onnxruntime" and prev.artifact_path and Path(prev.artifact_path).exists():
+            art, parent_id = onnx_artifact(Path(prev.artifact_path), **prev.notes), prev.id
+            memo[key] = (art, parent_id)
+            continue
+        final_dir = store.artifacts_dir / base.id
+        tmp_dir = store.artifacts_dir / f".tmp-{base.id}-{os.getpid()}"
+        job = PassJob(model=model, ctx=ctx, workdir=tmp_dir, threads=bench.effective_threads, stage=stage)
+        t0 = time.monotonic()
+        try:
+            out = apply_pass(art, step, job)
+            if out.kind == "torch":
+                tmp_dir.mkdir(parents=True, exist_ok=True)
+                out = _save_torch(out, tmp_dir)
+            build_s = time.monotonic() - t0
+            tmp_dir.replace(final_dir)  # atomic: the artifact appears complete or not at all
+            if out.path is not None and tmp_dir in out.path.parents:
+                out = replace(out, path=final_dir / out.path.relative_to(tmp_dir))
+            cand = replace(base, artifact_path=str(out.path) if out.path else None, artifact_sha256=out.sha256(),
+                           notes=_notes(out))
+            if not last:
+                store.add(replace(cand, metrics={"size_bytes": out.size_bytes(), "build_time_s": build_s}))
+                memo[key] = (out, cand.id)
+                art, parent_id = out, cand.id
+                continue
+            metrics = measure(model, out, bench=bench, ctx=ctx, stage=stage, base=baseline.metrics)
+            metrics["build_time_s"] = build_s
+            reason = DegradationRule.check(metrics, baseline.metrics)
+            if reason:
+                cand = replace(cand, status="degraded", error=f"degraded: {reason}")
+            return store.add(replace(cand, metrics=metrics))
+        except CancelledError as e:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            store.add(replace(base, status="cancelled", error=str(e)))
+            raise
+        except NonFiniteOutputError as e:
+            return store.add(replace(base, status="failed", error=f"step {i} ({step.kind}): {e}",
+                                     artifact_path=str(final_dir) if final_dir.exists() else None))
+        except Exception as e:  # noqa: BLE001 - any pass failure becomes a failed candidate, with its reason
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            msg = f"step {i} ({step.kind}): {type(e).__name__}: {e}"
+            if not isinstance(e, WorkbenchError):
+                msg += "\n" + "".join(traceback.format_exception_only(type(e), e)).strip()
+            return store.add(replace(base, status="failed", error=msg))
+    raise AssertionError("unreachable: a recipe has at least one step")
+
+
+def optimize(model: LoadedModel | str, recipes: Iterable[Recipe | str] | None = None, *,
+             store: RunStore | str | None = None, threads: int | None = None, bench: BenchConfig | None = None,
+             ctx: RunContext | None = None, reuse: bool = True,
+             on_candidate: Callable[[Candidate], None] | None = None, **load_kw: Any) -> list[Candidate]:
+    """Measure the baseline, then each recipe; return [baseline, *candidates] (all recorded).
+
+    >>> cands = optimize("digits-cnn", ["ort-int8-dynamic"], store=":memory:")  # doctest: +SKIP
+    >>> [c.recipe_name for c in cands]
+    ['baseline', 'ort-int8-dynamic']
+    """
+    from .models import load_model
+
+    if isinstance(model, str):
+        model = load_model(model, **load_kw)
+    store = store if isinstance(store, RunStore) else RunStore(store)
+    bench = bench or BenchConfig(threads=threads)
+    if threads is not None and bench.threads != threads:
+        bench = replace(bench, threads=threads)
+    ctx = ctx or RunContext()
+    resolved = [get_recipe(r) for r in (DEFAULT_RECIPES if recipes is None else recipes)]
+    for r in resolved:  # validate everything before spending minutes on the first one
+        r.validate_for(model.baseline.kind)
+    base = run_baseline(model, store=store, bench=bench, ctx=ctx, reuse=reuse)
+    out = [base]
+    if on_candidate:
+        on_candidate(base)
+    memo: dict[str, tuple[Artifact, str]] = {}
+    for r in resolved:
+        c = run_recipe(model, r, store=store, baseline=base, bench=bench, ctx=ctx, reuse=reuse, memo=memo)
+        out.append(c)
+        if on_candidate:
+            on_candidate(c)
+    return out

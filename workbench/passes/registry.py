@@ -1,0 +1,98 @@
+"""Pass registry: one handler per config type; applying a pass never mutates its input."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..artifact import Artifact
+from ..config import PassConfig, config_class
+from ..context import RunContext
+from ..data import Split, subsample
+from ..errors import DataError, PassError
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+__all__ = ["PassJob", "register_pass", "apply_pass", "registered_passes", "handler_for"]
+
+Handler = Callable[[Artifact, PassConfig, "PassJob"], Artifact]
+_HANDLERS: dict[type[PassConfig], Handler] = {}
+
+
+@dataclass
+class PassJob:
+    """What a pass may use besides its input artifact: the model's task and data, progress/cancel,
+    and a private folder to write outputs into (the caller moves it into place on success)."""
+
+    model: LoadedModel
+    ctx: RunContext = field(default_factory=RunContext)
+    workdir: Path | None = None
+    threads: int | None = None
+    stage: str = ""
+
+    def __post_init__(self) -> None:
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="wb-pass-"))
+
+    def calibration(self, n: int, needed_by: str) -> list[dict]:
+        """``n`` calibration batches of size 1 from the model's calibration split (never the eval split)."""
+        calib: Split | None = self.model.data.calibration
+        if calib is None or len(calib) == 0:
+            raise DataError(
+                f"{needed_by} needs calibration data, and model {self.model.name!r} has none. Pass data= with a "
+                "calibration split to load_model, or use a dynamic pass (dynamic-int8) that needs no calibration."
+            )
+        calib = subsample(calib, n, seed=0)
+        return [calib.take(slice(i, i + 1)).inputs for i in range(len(calib))]
+
+    def out_path(self, name: str) -> Path:
+        assert self.workdir is not None
+        d = self.workdir
+        d.mkdir(parents=True, exist_ok=True)
+        return d / name
+
+
+def register_pass(config_cls: type[PassConfig]) -> Callable[[Handler], Handler]:
+    """Decorator: register ``fn(artifact, cfg, job) -> Artifact`` as the handler of ``config_cls``."""
+    config_class(config_cls)
+
+    def deco(fn: Handler) -> Handler:
+        _HANDLERS[config_cls] = fn
+        return fn
+
+    return deco
+
+
+def registered_passes() -> dict[str, type[PassConfig]]:
+    return {cls.kind: cls for cls in _HANDLERS}
+
+
+def handler_for(cfg: PassConfig) -> Handler:
+    try:
+        return _HANDLERS[type(cfg)]
+    except KeyError:
+        raise PassError(f"No handler registered for pass {cfg.kind!r}.") from None
+
+
+def apply_pass(artifact: Artifact, cfg: PassConfig, job: PassJob) -> Artifact:
+    """Apply one pass. The input artifact is left untouched; the output lives in ``job.workdir``."""
+    if artifact.kind != cfg.consumes:
+        raise PassError(
+            f"Pass {cfg.kind!r} needs a {cfg.consumes} model but got a {artifact.kind} one. "
+            + ("Add an 'onnx-export' step before it." if cfg.consumes == "onnx" else
+               "Put it before the 'onnx-export' step.")
+        )
+    job.ctx.check()
+    try:
+        out = handler_for(cfg)(artifact, cfg, job)
+    except Exception:
+        if job.workdir is not None:
+            shutil.rmtree(job.workdir, ignore_errors=True)  # no half-written artifact survives
+        raise
+    job.ctx.check()
+    return out
