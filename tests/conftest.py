@@ -1,0 +1,49 @@
+"""Shared fixtures. Models are loaded once per session; every test gets its own run store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# caches (trained heads, the digits CNN, FP32 reference outputs) live in the checkout, shared by all tests
+os.environ.setdefault("WORKBENCH_CACHE", str(ROOT / ".workbench" / "cache"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
+ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def test_artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def store(tmp_path):
+    from workbench import RunStore
+
+    return RunStore(tmp_path / "runs.sqlite")
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    from workbench import load_model
+
+    return load_model("digits-cnn", n_eval=200)
+
+
+@pytest.fixture(scope="session")
+def minilm_model():
+    """all-MiniLM-L6-v2 on BBC News, scored on 96 eval articles (the head is trained once and cached)."""
+    from workbench import load_model
+
+    return load_model("minilm", n_eval=96)
+
+
+@pytest.fixture(scope="session")
+def fast_bench():
+    from workbench import BenchConfig
+
+    return BenchConfig(warmup=2, runs=5)

@@ -1,0 +1,191 @@
+"""The ``workbench`` command line.
+
+    workbench models
+    workbench recipes
+    workbench optimize MODEL [--recipe NAME|FILE ...] [--threads N] [--json]
+    workbench runs [--model M] [--json]
+
+Other modules add subcommands (report, search, ...) through ``cli_register(subparsers)``.
+Errors print one line naming the problem and exit 2; nothing recorded is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from .errors import WorkbenchError
+
+__all__ = ["main", "format_table", "candidate_rows"]
+
+#: optional modules that contribute subcommands (each defines cli_register(subparsers))
+_EXTENSIONS = ("workbench.report", "workbench.search", "workbench.lm", "workbench.compress")
+
+
+def _fmt(v, spec: str = ".3g", scale: float = 1.0) -> str:
+    if v is None:
+        return "-"
+    try:
+        return format(v * scale, spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def candidate_rows(cands) -> list[dict[str, str]]:
+    rows = []
+    for c in cands:
+        m = c.metrics
+        ci = m.get("accuracy_ci")
+        acc = "-" if m.get("accuracy") is None else (
+            f"{100 * m['accuracy']:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else f"{100 * m['accuracy']:.1f}")
+        rows.append({
+            "id": c.id, "recipe": c.recipe_name, "runtime": c.runtime, "status": c.status,
+            "p50 ms": _fmt(m.get("p50_ms"), ".2f"), "p90 ms": _fmt(m.get("p90_ms"), ".2f"),
+            "speedup": _fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
+            "size MB": _fmt(m.get("size_bytes"), ".1f", 1e-6), "mem MB": _fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
+            "accuracy % [95% CI]": acc, "drop pts": _fmt(m.get("accuracy_drop"), "+.2f", 100),
+            "fidelity": _fmt(m.get("fidelity"), ".4f"),
+            "note": (c.error or "")[:60],
+        })
+    return rows
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "(no candidates)"
+    cols = list(rows[0])
+    width = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in cols}
+    line = "  ".join(k.ljust(width[k]) for k in cols)
+    sep = "  ".join("-" * width[k] for k in cols)
+    body = ["  ".join(str(r[k]).ljust(width[k]) for k in cols) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _cmd_models(args) -> int:
+    from .models import list_models
+
+    infos = list_models()
+    if args.json:
+        print(json.dumps([i.__dict__ for i in infos], indent=2))
+        return 0
+    rows = [{"name": i.name, "task": i.task, "params": f"{i.params / 1e6:.2f} M" if i.params else "-",
+             "size MB": _fmt(i.size_mb, ".1f"), "source": i.source} for i in infos]
+    print(format_table(rows))
+    print("\nAlso: any Hugging Face id (org/name) or local folder, and any .onnx file.")
+    return 0
+
+
+def _cmd_recipes(args) -> int:
+    from .recipes import DEFAULT_RECIPES, list_recipes
+
+    recipes = list_recipes()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in recipes], indent=2))
+        return 0
+    rows = [{"name": r.name + (" *" if r.name in DEFAULT_RECIPES else ""),
+             "steps": " -> ".join(s.describe() for s in r.steps), "what it does": r.description} for r in recipes]
+    print(format_table(rows))
+    print("\n* = run by `workbench optimize` when no --recipe is given. A recipe may also be a JSON file.")
+    return 0
+
+
+def _cmd_optimize(args) -> int:
+    from .context import RunContext, TqdmReporter
+    from .optimize import optimize
+    from .store import RunStore
+
+    store = RunStore(args.store)
+    reporter = TqdmReporter(disable=args.json or not sys.stderr.isatty() and not args.progress)
+    ctx = RunContext(on_progress=reporter)
+    kw = {"n_eval": args.n_eval} if args.n_eval else {}
+    try:
+        cands = optimize(args.model, args.recipe or None, store=store, threads=args.threads, ctx=ctx,
+                         reuse=not args.no_reuse, **kw)
+    finally:
+        reporter.close()
+    if args.json:
+        print(json.dumps([c.to_record() for c in cands], indent=2, default=str))
+    else:
+        print(format_table(candidate_rows(cands)))
+        print(f"\n{len(cands)} candidates recorded in {store.path}")
+    return 1 if any(c.status == "failed" for c in cands) and args.strict else 0
+
+
+def _cmd_runs(args) -> int:
+    from .store import RunStore
+
+    store = RunStore(args.store)
+    cands = store.candidates(args.model, include_intermediate=args.all)
+    if args.json:
+        print(json.dumps([c.to_record() for c in cands], indent=2, default=str))
+        return 0
+    rows = candidate_rows(cands)
+    for r, c in zip(rows, cands):
+        r["parent"] = c.parent_id or "-"
+        r["model"] = c.model
+    print(format_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="Make AI models fit low-power devices.")
+    p.add_argument("--store", default=None, help="run store path (default: $WORKBENCH_STORE or ./.workbench/runs.sqlite)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("models", help="list bundled models")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_models)
+
+    s = sub.add_parser("recipes", help="list named recipes")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_recipes)
+
+    s = sub.add_parser("optimize", help="measure the baseline and each recipe, record every candidate")
+    s.add_argument("model", help="bundled name, Hugging Face id, local folder or .onnx file")
+    s.add_argument("--recipe", action="append", metavar="NAME|FILE", help="repeatable; default: the * recipes")
+    s.add_argument("--threads", type=int, default=None, help="inference threads (fewer emulate a smaller device)")
+    s.add_argument("--n-eval", type=int, default=None, help="score on this many eval examples (default: all)")
+    s.add_argument("--no-reuse", action="store_true", help="rerun even if the store has this candidate")
+    s.add_argument("--json", action="store_true", help="print candidate records as JSON")
+    s.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any candidate failed")
+    s.set_defaults(func=_cmd_optimize)
+
+    s = sub.add_parser("runs", help="list recorded candidates")
+    s.add_argument("--model", default=None)
+    s.add_argument("--all", action="store_true", help="include intermediate recipe steps")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_runs)
+
+    for mod_name in _EXTENSIONS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue
+            raise
+        if hasattr(mod, "cli_register"):
+            mod.cli_register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        print(f"workbench: error: --threads must be a positive int. Got {args.threads}.", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except WorkbenchError as e:
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("workbench: interrupted; everything recorded so far is kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
