@@ -166,8 +166,13 @@ def _ort_runner(path: Path, threads: int | None) -> Runner:
     except Exception as e:
         raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from None
     wanted = {i.name: i.type for i in sess.get_inputs()}
-    np_types = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
-                "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
+    np_types = {
+        "tensor(int64)": np.int64,
+        "tensor(int32)": np.int32,
+        "tensor(float)": np.float32,
+        "tensor(float16)": np.float16,
+        "tensor(bool)": np.bool_,
+    }
 
     def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         feed = {}

@@ -20,7 +20,7 @@ import numpy as np
 from .config import check_range
 from .context import RunContext
 
-__all__ = ["BenchConfig", "LatencyResult", "benchmark", "measure_peak_rss"]
+__all__ = ["BenchConfig", "LatencyResult", "benchmark", "measure_peak_rss", "onnx_inference_memory"]
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,16 @@ class LatencyResult:
         return float(np.std(self.samples_ms) / max(self.mean, 1e-12))
 
     def summary(self) -> dict:
-        return {"p50_ms": self.p50, "p90_ms": self.p90, "p99_ms": self.p99, "mean_ms": self.mean,
-                "cv": self.cv, "threads": self.threads, "peak_mem_bytes": self.peak_mem_bytes,
-                "samples_ms": list(self.samples_ms)}
+        return {
+            "p50_ms": self.p50,
+            "p90_ms": self.p90,
+            "p99_ms": self.p99,
+            "mean_ms": self.mean,
+            "cv": self.cv,
+            "threads": self.threads,
+            "peak_mem_bytes": self.peak_mem_bytes,
+            "samples_ms": list(self.samples_ms),
+        }
 
 
 def _rss_now() -> int:
@@ -131,8 +138,13 @@ def measure_peak_rss(fn: Callable[[], object]) -> int:
     return max(0, peak[0] - before)
 
 
-def benchmark(runner: Callable[[Mapping[str, np.ndarray]], object], inputs: Mapping[str, np.ndarray],
-              cfg: BenchConfig = BenchConfig(), ctx: RunContext | None = None, stage: str = "benchmark") -> LatencyResult:
+def benchmark(
+    runner: Callable[[Mapping[str, np.ndarray]], object],
+    inputs: Mapping[str, np.ndarray],
+    cfg: BenchConfig = BenchConfig(),
+    ctx: RunContext | None = None,
+    stage: str = "benchmark",
+) -> LatencyResult:
     """Time ``runner(inputs)``: warm-up, then ``cfg.runs`` samples. Checks cancel every 10 calls."""
     if ctx:
         ctx.begin(stage, total=cfg.warmup + cfg.runs)
@@ -149,3 +161,43 @@ def benchmark(runner: Callable[[Mapping[str, np.ndarray]], object], inputs: Mapp
         if ctx and i % 10 == 9:
             ctx.step(10)
     return LatencyResult(tuple(samples), cfg.effective_threads, peak)
+
+
+_MEM_PROBE = r"""
+import sys, json, numpy as np, onnxruntime as ort
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith(("VmHWM:", "VmRSS:")):
+            yield line.split()[0], int(line.split()[1]) * 1024
+before = dict(hwm())["VmRSS:"]
+so = ort.SessionOptions(); so.intra_op_num_threads = int(sys.argv[3]); so.log_severity_level = 3
+sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
+with np.load(sys.argv[2]) as z:
+    feed = {i.name: z[i.name] for i in sess.get_inputs()}
+sess.run(None, feed)
+print(json.dumps(dict(hwm())["VmHWM:"] - before))
+"""
+
+
+def onnx_inference_memory(path, inputs: Mapping[str, np.ndarray], threads: int) -> int | None:
+    """Peak resident bytes a fresh process needs to load an ONNX model and run it once, beyond the
+    runtime's own import. Measured in a subprocess: in this process, memory freed by earlier sessions
+    is reused and would hide the model's real footprint. None where /proc is not available."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if not os.path.exists("/proc/self/status"):
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        feed = os.path.join(d, "inputs.npz")
+        np.savez(feed, **{k: np.ascontiguousarray(v) for k, v in inputs.items()})
+        r = subprocess.run(
+            [sys.executable, "-c", _MEM_PROBE, str(path), feed, str(threads)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    if r.returncode != 0:
+        return None
+    return int(r.stdout.strip().splitlines()[-1])

@@ -46,8 +46,12 @@ class Budget:
         return ", ".join(parts) or "no limits"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_latency_ms": self.max_latency_ms, "max_size_mb": self.max_size_mb,
-                "max_accuracy_drop": self.max_accuracy_drop, "threads": self.threads}
+        return {
+            "max_latency_ms": self.max_latency_ms,
+            "max_size_mb": self.max_size_mb,
+            "max_accuracy_drop": self.max_accuracy_drop,
+            "threads": self.threads,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,10 @@ class Violation:
             return "not measured (failed or cancelled)"
         unit = {"latency": " ms", "size": " MB", "accuracy_drop": " points"}[self.constraint]
         scale = 100 if self.constraint == "accuracy_drop" else 1
-        return (f"{self.constraint} {scale * self.value:.3g}{unit} exceeds {scale * self.limit:.3g}{unit} "
-                f"by {scale * self.excess:.3g}{unit}")
+        return (
+            f"{self.constraint} {scale * self.value:.3g}{unit} exceeds {scale * self.limit:.3g}{unit} "
+            f"by {scale * self.excess:.3g}{unit}"
+        )
 
 
 def violations(c: Candidate, budget: Budget) -> list[Violation]:

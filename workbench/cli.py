@@ -39,17 +39,32 @@ def candidate_rows(cands) -> list[dict[str, str]]:
     for c in cands:
         m = c.metrics
         ci = m.get("accuracy_ci")
-        acc = "-" if m.get("accuracy") is None else (
-            f"{100 * m['accuracy']:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else f"{100 * m['accuracy']:.1f}")
-        rows.append({
-            "id": c.id, "recipe": c.recipe_name, "runtime": c.runtime, "status": c.status,
-            "p50 ms": _fmt(m.get("p50_ms"), ".2f"), "p90 ms": _fmt(m.get("p90_ms"), ".2f"),
-            "speedup": _fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
-            "size MB": _fmt(m.get("size_bytes"), ".1f", 1e-6), "mem MB": _fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
-            "accuracy % [95% CI]": acc, "drop pts": _fmt(m.get("accuracy_drop"), "+.2f", 100),
-            "fidelity": _fmt(m.get("fidelity"), ".4f"),
-            "note": (c.error or "")[:60],
-        })
+        acc = (
+            "-"
+            if m.get("accuracy") is None
+            else (
+                f"{100 * m['accuracy']:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+                if ci
+                else f"{100 * m['accuracy']:.1f}"
+            )
+        )
+        rows.append(
+            {
+                "id": c.id,
+                "recipe": c.recipe_name,
+                "runtime": c.runtime,
+                "status": c.status,
+                "p50 ms": _fmt(m.get("p50_ms"), ".2f"),
+                "p90 ms": _fmt(m.get("p90_ms"), ".2f"),
+                "speedup": _fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
+                "size MB": _fmt(m.get("size_bytes"), ".1f", 1e-6),
+                "mem MB": _fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
+                "accuracy % [95% CI]": acc,
+                "drop pts": _fmt(m.get("accuracy_drop"), "+.2f", 100),
+                "fidelity": _fmt(m.get("fidelity"), ".4f"),
+                "note": (c.error or "")[:60],
+            }
+        )
     return rows
 
 
@@ -71,8 +86,16 @@ def _cmd_models(args) -> int:
     if args.json:
         print(json.dumps([i.__dict__ for i in infos], indent=2))
         return 0
-    rows = [{"name": i.name, "task": i.task, "params": f"{i.params / 1e6:.2f} M" if i.params else "-",
-             "size MB": _fmt(i.size_mb, ".1f"), "source": i.source} for i in infos]
+    rows = [
+        {
+            "name": i.name,
+            "task": i.task,
+            "params": f"{i.params / 1e6:.2f} M" if i.params else "-",
+            "size MB": _fmt(i.size_mb, ".1f"),
+            "source": i.source,
+        }
+        for i in infos
+    ]
     print(format_table(rows))
     print("\nAlso: any Hugging Face id (org/name) or local folder, and any .onnx file.")
     return 0
@@ -85,8 +108,14 @@ def _cmd_recipes(args) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in recipes], indent=2))
         return 0
-    rows = [{"name": r.name + (" *" if r.name in DEFAULT_RECIPES else ""),
-             "steps": " -> ".join(s.describe() for s in r.steps), "what it does": r.description} for r in recipes]
+    rows = [
+        {
+            "name": r.name + (" *" if r.name in DEFAULT_RECIPES else ""),
+            "steps": " -> ".join(s.describe() for s in r.steps),
+            "what it does": r.description,
+        }
+        for r in recipes
+    ]
     print(format_table(rows))
     print("\n* = run by `workbench optimize` when no --recipe is given. A recipe may also be a JSON file.")
     return 0
@@ -102,8 +131,9 @@ def _cmd_optimize(args) -> int:
     ctx = RunContext(on_progress=reporter)
     kw = {"n_eval": args.n_eval} if args.n_eval else {}
     try:
-        cands = optimize(args.model, args.recipe or None, store=store, threads=args.threads, ctx=ctx,
-                         reuse=not args.no_reuse, **kw)
+        cands = optimize(
+            args.model, args.recipe or None, store=store, threads=args.threads, ctx=ctx, reuse=not args.no_reuse, **kw
+        )
     finally:
         reporter.close()
     if args.json:
@@ -132,7 +162,9 @@ def _cmd_runs(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="Make AI models fit low-power devices.")
-    p.add_argument("--store", default=None, help="run store path (default: $WORKBENCH_STORE or ./.workbench/runs.sqlite)")
+    p.add_argument(
+        "--store", default=None, help="run store path (default: $WORKBENCH_STORE or ./.workbench/runs.sqlite)"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("models", help="list bundled models")

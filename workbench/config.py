@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 import typing
 from typing import Any, ClassVar
 
@@ -142,7 +143,7 @@ def _from_jsonable(hint: Any, v: Any) -> Any:
     origin = typing.get_origin(hint)
     if isinstance(v, list) and (origin is tuple or hint is tuple):
         return tuple(v)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(hint):
             if typing.get_origin(arg) is tuple and isinstance(v, list):
                 return tuple(v)

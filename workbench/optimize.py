@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifact import Artifact, onnx_artifact
-from .benchmark import BenchConfig, benchmark
+from .benchmark import BenchConfig, benchmark, measure_peak_rss, onnx_inference_memory
 from .candidate import Candidate
 from .context import RunContext
 from .env import fingerprint
@@ -30,7 +30,16 @@ from .passes import PassJob, apply_pass
 from .recipes import DEFAULT_RECIPES, Recipe, get_recipe
 from .store import RunStore
 
-__all__ = ["optimize", "run_baseline", "run_recipe", "measure", "candidate_key", "BASELINE", "DegradationRule"]
+__all__ = [
+    "optimize",
+    "run_baseline",
+    "run_recipe",
+    "measure",
+    "candidate_key",
+    "BASELINE",
+    "DegradationRule",
+    "add_degradation_rule",
+]
 
 #: the recipe name of the unmodified FP32 model
 BASELINE = "baseline"
@@ -51,7 +60,7 @@ class DegradationRule:
                 return f"accuracy dropped {100 * drop:.1f} points (limit {100 * cls.max_accuracy_drop:.0f})"
         if metrics.get("cosine") is not None and metrics["cosine"] < cls.min_cosine:
             return f"cosine to FP32 is {metrics['cosine']:.3f} (limit {cls.min_cosine})"
-        for rule in _EXTRA_RULES:
+        for rule in _EXTRA_RULES:  # e.g. the causal-LM task's perplexity rule
             reason = rule(metrics, base)
             if reason:
                 return reason
@@ -61,15 +70,38 @@ class DegradationRule:
 _EXTRA_RULES: list[Callable[[dict, dict | None], str | None]] = []
 
 
+def add_degradation_rule(rule: Callable[[dict, dict | None], str | None]) -> None:
+    """Register ``rule(metrics, baseline_metrics) -> reason | None`` (a reason flags the candidate degraded)."""
+    if rule not in _EXTRA_RULES:
+        _EXTRA_RULES.append(rule)
+
+
 def candidate_key(model: LoadedModel, steps: Iterable[dict], threads: int | None, bench: BenchConfig) -> str:
-    payload = {"v": _KEY_VERSION, "model": model.fingerprint, "steps": list(steps), "threads": threads,
-               "bench": [bench.warmup, bench.runs]}
+    payload = {
+        "v": _KEY_VERSION,
+        "model": model.fingerprint,
+        "steps": list(steps),
+        "threads": threads,
+        "bench": [bench.warmup, bench.runs],
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def measure(model: LoadedModel, art: Artifact, *, bench: BenchConfig, ctx: RunContext, stage: str,
-            base: dict[str, Any] | None = None, eval_batch: int = 32) -> dict[str, Any]:
+def measure(
+    model: LoadedModel,
+    art: Artifact,
+    *,
+    bench: BenchConfig,
+    ctx: RunContext,
+    stage: str,
+    base: dict[str, Any] | None = None,
+    eval_batch: int = 32,
+) -> dict[str, Any]:
     """Task metrics on the eval split, latency at batch 1, size, params; ratios against ``base``."""
+    custom = getattr(model.task, "measure", None)
+    if custom is not None:  # tasks with their own protocol (causal LMs: perplexity, tokens/s)
+        m = custom(model, art, bench=bench, ctx=ctx, stage=stage)
+        return _ratios(m, base)
     threads = bench.effective_threads
     t0 = time.monotonic()
     runner = art.runner(threads)
@@ -79,8 +111,27 @@ def measure(model: LoadedModel, art: Artifact, *, bench: BenchConfig, ctx: RunCo
     m["eval_time_s"] = time.monotonic() - t0
     lat = benchmark(runner, model.bench_inputs(), bench, ctx, stage=f"{stage} / latency")
     m.update(lat.summary())
+    m["peak_mem_bytes"] = inference_memory(art, model.bench_inputs(), threads)
     m["size_bytes"] = art.size_bytes()
     m["params"] = art.param_count()
+    return _ratios(m, base)
+
+
+def inference_memory(art: Artifact, inputs: dict, threads: int) -> int:
+    """Resident bytes a batch-1 inference needs: the runtime's copy of the weights plus peak workspace.
+
+    ONNX Runtime: the peak RSS of a fresh process loading the model and running it once, beyond the
+    runtime's import. PyTorch: the module's parameter and buffer bytes (resident already) plus the
+    RSS added at the peak of one run.
+    """
+    if art.kind == "torch":
+        held = sum(t.numel() * t.element_size() for t in art.module.state_dict().values())
+        runner = art.runner(threads)
+        return held + measure_peak_rss(lambda: runner(inputs))
+    return onnx_inference_memory(art.path, inputs, threads)
+
+
+def _ratios(m: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
     if base:
         if base.get("accuracy") is not None and m.get("accuracy") is not None:
             m["accuracy_drop"] = base["accuracy"] - m["accuracy"]
@@ -103,19 +154,34 @@ def _jsonable(v: Any) -> bool:
         return False
 
 
-def run_baseline(model: LoadedModel, *, store: RunStore, bench: BenchConfig = BenchConfig(),
-                 ctx: RunContext | None = None, reuse: bool = True) -> Candidate:
+def run_baseline(
+    model: LoadedModel,
+    *,
+    store: RunStore,
+    bench: BenchConfig = BenchConfig(),
+    ctx: RunContext | None = None,
+    reuse: bool = True,
+) -> Candidate:
     """Measure (or reuse) the unmodified FP32 model."""
     ctx = ctx or RunContext()
     key = candidate_key(model, [], bench.threads, bench)
     if reuse and (hit := store.find(key)):
         return hit
     art = model.baseline
-    cand = Candidate(id=Candidate.new_id(), key=key, model=model.name, recipe_name=BASELINE,
-                     recipe={"name": BASELINE, "steps": []}, runtime=art.runtime, status="ok",
-                     env=fingerprint(bench.effective_threads), threads=bench.effective_threads,
-                     artifact_path=str(art.path) if art.path else None, artifact_sha256=art.sha256(),
-                     notes=_notes(art))
+    cand = Candidate(
+        id=Candidate.new_id(),
+        key=key,
+        model=model.name,
+        recipe_name=BASELINE,
+        recipe={"name": BASELINE, "steps": []},
+        runtime=art.runtime,
+        status="ok",
+        env=fingerprint(bench.effective_threads),
+        threads=bench.effective_threads,
+        artifact_path=str(art.path) if art.path else None,
+        artifact_sha256=art.sha256(),
+        notes=_notes(art),
+    )
     try:
         metrics = measure(model, art, bench=bench, ctx=ctx, stage=f"{model.name} / baseline")
     except CancelledError as e:
@@ -134,15 +200,26 @@ def _save_torch(art: Artifact, folder: Path) -> Artifact:
     return replace(art, path=path)
 
 
-def run_recipe(model: LoadedModel, recipe: Recipe | str, *, store: RunStore, baseline: Candidate | None = None,
-               bench: BenchConfig = BenchConfig(), ctx: RunContext | None = None, reuse: bool = True,
-               memo: dict[str, tuple[Artifact, str]] | None = None) -> Candidate:
+def run_recipe(
+    model: LoadedModel,
+    recipe: Recipe | str,
+    *,
+    store: RunStore,
+    baseline: Candidate | None = None,
+    bench: BenchConfig = BenchConfig(),
+    ctx: RunContext | None = None,
+    reuse: bool = True,
+    memo: dict[str, tuple[Artifact, str]] | None = None,
+) -> Candidate:
     """Apply a recipe step by step. Every step is recorded (intermediate steps with status
     "intermediate"); the final one is measured. Failures are recorded, never raised, except cancel."""
     ctx = ctx or RunContext()
-    recipe = get_recipe(recipe)
-    recipe.validate_for(model.baseline.kind)
     baseline = baseline or run_baseline(model, store=store, bench=bench, ctx=ctx, reuse=reuse)
+    adapted = get_recipe(recipe).adapted_to(model.baseline.kind)
+    if adapted is None:  # e.g. ort-fp32 on a model that already is an ONNX file
+        return baseline
+    recipe = adapted
+    recipe.validate_for(model.baseline.kind)
     memo = {} if memo is None else memo
     env = fingerprint(bench.effective_threads)
     final_key = candidate_key(model, [s.to_dict() for s in recipe.steps], bench.threads, bench)
@@ -156,16 +233,30 @@ def run_recipe(model: LoadedModel, recipe: Recipe | str, *, store: RunStore, bas
         key = candidate_key(model, steps_json, bench.threads, bench)
         last = i == n
         stage = f"{model.name} / {recipe.name} / {step.kind}" + (f" ({i}/{n})" if n > 1 else "")
-        base = Candidate(id=Candidate.new_id(), key=key, model=model.name, recipe_name=recipe.prefix(i).name,
-                         recipe={"name": recipe.name, "description": recipe.description, "steps": steps_json},
-                         runtime="torch" if step.produces == "torch" else "onnxruntime",
-                         status="ok" if last else "intermediate", env=env, parent_id=parent_id,
-                         threads=bench.effective_threads, seed=0)
+        base = Candidate(
+            id=Candidate.new_id(),
+            key=key,
+            model=model.name,
+            recipe_name=recipe.prefix(i).name,
+            recipe={"name": recipe.name, "description": recipe.description, "steps": steps_json},
+            runtime="torch" if step.produces == "torch" else "onnxruntime",
+            status="ok" if last else "intermediate",
+            env=env,
+            parent_id=parent_id,
+            threads=bench.effective_threads,
+            seed=0,
+        )
         if not last and key in memo:  # shared prefix (export, fusions) already built in this run
             art, parent_id = memo[key]
             continue
-        if not last and reuse and (prev := store.find(key, ("intermediate", "ok", "degraded"))) \
-                and prev.runtime == "onnxruntime" and prev.artifact_path and Path(prev.artifact_path).exists():
+        if (
+            not last
+            and reuse
+            and (prev := store.find(key, ("intermediate", "ok", "degraded")))
+            and prev.runtime == "onnxruntime"
+            and prev.artifact_path
+            and Path(prev.artifact_path).exists()
+        ):
             art, parent_id = onnx_artifact(Path(prev.artifact_path), **prev.notes), prev.id
             memo[key] = (art, parent_id)
             continue
@@ -182,8 +273,9 @@ def run_recipe(model: LoadedModel, recipe: Recipe | str, *, store: RunStore, bas
             tmp_dir.replace(final_dir)  # atomic: the artifact appears complete or not at all
             if out.path is not None and tmp_dir in out.path.parents:
                 out = replace(out, path=final_dir / out.path.relative_to(tmp_dir))
-            cand = replace(base, artifact_path=str(out.path) if out.path else None, artifact_sha256=out.sha256(),
-                           notes=_notes(out))
+            cand = replace(
+                base, artifact_path=str(out.path) if out.path else None, artifact_sha256=out.sha256(), notes=_notes(out)
+            )
             if not last:
                 store.add(replace(cand, metrics={"size_bytes": out.size_bytes(), "build_time_s": build_s}))
                 memo[key] = (out, cand.id)
@@ -200,9 +292,15 @@ def run_recipe(model: LoadedModel, recipe: Recipe | str, *, store: RunStore, bas
             store.add(replace(base, status="cancelled", error=str(e)))
             raise
         except NonFiniteOutputError as e:
-            return store.add(replace(base, status="failed", error=f"step {i} ({step.kind}): {e}",
-                                     artifact_path=str(final_dir) if final_dir.exists() else None))
-        except Exception as e:  # noqa: BLE001 - any pass failure becomes a failed candidate, with its reason
+            return store.add(
+                replace(
+                    base,
+                    status="failed",
+                    error=f"step {i} ({step.kind}): {e}",
+                    artifact_path=str(final_dir) if final_dir.exists() else None,
+                )
+            )
+        except Exception as e:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             msg = f"step {i} ({step.kind}): {type(e).__name__}: {e}"
             if not isinstance(e, WorkbenchError):
@@ -211,10 +309,18 @@ def run_recipe(model: LoadedModel, recipe: Recipe | str, *, store: RunStore, bas
     raise AssertionError("unreachable: a recipe has at least one step")
 
 
-def optimize(model: LoadedModel | str, recipes: Iterable[Recipe | str] | None = None, *,
-             store: RunStore | str | None = None, threads: int | None = None, bench: BenchConfig | None = None,
-             ctx: RunContext | None = None, reuse: bool = True,
-             on_candidate: Callable[[Candidate], None] | None = None, **load_kw: Any) -> list[Candidate]:
+def optimize(
+    model: LoadedModel | str,
+    recipes: Iterable[Recipe | str] | None = None,
+    *,
+    store: RunStore | str | None = None,
+    threads: int | None = None,
+    bench: BenchConfig | None = None,
+    ctx: RunContext | None = None,
+    reuse: bool = True,
+    on_candidate: Callable[[Candidate], None] | None = None,
+    **load_kw: Any,
+) -> list[Candidate]:
     """Measure the baseline, then each recipe; return [baseline, *candidates] (all recorded).
 
     >>> cands = optimize("digits-cnn", ["ort-int8-dynamic"], store=":memory:")  # doctest: +SKIP
@@ -232,7 +338,8 @@ def optimize(model: LoadedModel | str, recipes: Iterable[Recipe | str] | None = 
     ctx = ctx or RunContext()
     resolved = [get_recipe(r) for r in (DEFAULT_RECIPES if recipes is None else recipes)]
     for r in resolved:  # validate everything before spending minutes on the first one
-        r.validate_for(model.baseline.kind)
+        if (a := r.adapted_to(model.baseline.kind)) is not None:
+            a.validate_for(model.baseline.kind)
     base = run_baseline(model, store=store, bench=bench, ctx=ctx, reuse=reuse)
     out = [base]
     if on_candidate:

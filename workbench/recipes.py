@@ -42,17 +42,33 @@ class Recipe:
         quantized_at: tuple[int, str] | None = None
         for i, step in enumerate(self.steps, 1):
             if step.consumes != kind:
-                hint = ("add an 'onnx-export' step before it" if step.consumes == "onnx"
-                        else "move it before the 'onnx-export' step" if kind == "onnx" else "")
-                raise RecipeError(f"Recipe {self.name!r}, step {i} ({step.kind!r}) needs a {step.consumes} model "
-                                  f"but step {i - 1 or 'input'} gives a {kind} one: {hint}.")
+                hint = (
+                    "add an 'onnx-export' step before it"
+                    if step.consumes == "onnx"
+                    else "move it before the 'onnx-export' step"
+                    if kind == "onnx"
+                    else ""
+                )
+                raise RecipeError(
+                    f"Recipe {self.name!r}, step {i} ({step.kind!r}) needs a {step.consumes} model "
+                    f"but {f'step {i - 1}' if i > 1 else 'the input'} gives a {kind} one: {hint}."
+                )
             if quantized_at and getattr(step, "needs_float_weights", False):
                 j, qkind = quantized_at
-                raise RecipeError(f"Recipe {self.name!r}, step {i} ({step.kind!r}) cannot follow step {j} ({qkind!r}): "
-                                  f"{step.kind} needs float weights; put it before the quantization step.")
+                raise RecipeError(
+                    f"Recipe {self.name!r}, step {i} ({step.kind!r}) cannot follow step {j} ({qkind!r}): "
+                    f"{step.kind} needs float weights; put it before the quantization step."
+                )
             if getattr(step, "quantizes", False) and quantized_at is None:
                 quantized_at = (i, step.kind)
             kind = step.produces
+
+    def adapted_to(self, start_kind: str) -> Recipe | None:
+        """The recipe for a model that starts as ``start_kind``: an ONNX input skips a leading export.
+        None when nothing is left to do (the recipe is the input model itself)."""
+        if start_kind == "onnx" and self.steps[0].kind == "onnx-export":
+            return Recipe(self.name, self.steps[1:], self.description, self.tags) if len(self.steps) > 1 else None
+        return self
 
     def prefix(self, n: int) -> Recipe:
         return Recipe(self.name if n == len(self.steps) else f"{self.name}[:{n}]", self.steps[:n], self.description)
@@ -66,7 +82,9 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: Any, source: str = "recipe") -> Recipe:
         if not isinstance(data, dict):
-            raise RecipeError(f"{source}: a recipe must be a JSON object with 'name' and 'steps'. Got {type(data).__name__}.")
+            raise RecipeError(
+                f"{source}: a recipe must be a JSON object with 'name' and 'steps'. Got {type(data).__name__}."
+            )
         unknown = sorted(set(data) - {"name", "description", "steps", "tags"})
         if unknown:
             raise RecipeError(f"{source}: unknown field {unknown[0]!r}. Valid fields: description, name, steps, tags.")
@@ -82,8 +100,12 @@ class Recipe:
                 raise RecipeError(f"{where}: {e}") from None
             except ConfigError as e:
                 raise RecipeError(str(e)) from None
-        return cls(str(data.get("name") or source), tuple(parsed), str(data.get("description", "")),
-                   tuple(data.get("tags", ())))
+        return cls(
+            str(data.get("name") or source),
+            tuple(parsed),
+            str(data.get("description", "")),
+            tuple(data.get("tags", ())),
+        )
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -126,16 +148,28 @@ _E, _O = OnnxExport(), OrtOptimize()
 for _r in (
     Recipe("ort-fp32", (_E,), "ONNX Runtime, FP32: same numbers, a faster runtime"),
     Recipe("ort-optimized", (_E, _O), "ONNX Runtime FP32 with fused attention/LayerNorm/GELU"),
-    Recipe("ort-int8-dynamic", (_E, _O, DynamicInt8(per_channel=True)),
-           "fused graph + dynamic INT8, per-channel weights: the best speed/accuracy trade on VNNI CPUs"),
-    Recipe("ort-int8-dynamic-per-tensor", (_E, _O, DynamicInt8(per_channel=False)),
-           "as ort-int8-dynamic with one scale per tensor: a little faster to quantize, less accurate"),
-    Recipe("ort-int8-static", (_E, StaticInt8()),
-           "static INT8 with minmax calibration (QDQ), attention and FFN-output MatMuls kept in float"),
+    Recipe(
+        "ort-int8-dynamic",
+        (_E, _O, DynamicInt8(per_channel=True)),
+        "fused graph + dynamic INT8, per-channel weights: the best speed/accuracy trade on VNNI CPUs",
+    ),
+    Recipe(
+        "ort-int8-dynamic-per-tensor",
+        (_E, _O, DynamicInt8(per_channel=False)),
+        "as ort-int8-dynamic with one scale per tensor: a little faster to quantize, less accurate",
+    ),
+    Recipe(
+        "ort-int8-static",
+        (_E, StaticInt8()),
+        "static INT8 with minmax calibration (QDQ), attention and FFN-output MatMuls kept in float",
+    ),
     Recipe("bf16", (Cast("bf16"),), "PyTorch in bfloat16: half the size, fast with avx512_bf16/AMX"),
     Recipe("fp16", (Cast("fp16"),), "PyTorch in float16: half the size; slow without avx512_fp16"),
-    Recipe("int4-weight-only", (_E, Int4WeightOnly(block_size=32)),
-           "4-bit block-quantized MatMul weights (MatMulNBits), float activations"),
+    Recipe(
+        "int4-weight-only",
+        (_E, Int4WeightOnly(block_size=32)),
+        "4-bit block-quantized MatMul weights (MatMulNBits), float activations",
+    ),
 ):
     register_recipe(_r)
 

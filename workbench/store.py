@@ -68,11 +68,14 @@ class RunStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"Cannot create the run store folder {self.path.parent}: {e.strerror}. "
-                                 "Set WORKBENCH_STORE or pass store= to a writable path.") from None
+                raise StoreError(
+                    f"Cannot create the run store folder {self.path.parent}: {e.strerror}. "
+                    "Set WORKBENCH_STORE or pass store= to a writable path."
+                ) from None
             if not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
-                raise StoreError(f"The run store {self.path} is not writable. "
-                                 "Set WORKBENCH_STORE or pass store= to a writable path.")
+                raise StoreError(
+                    f"The run store {self.path} is not writable. Set WORKBENCH_STORE or pass store= to a writable path."
+                )
         try:
             with self._conn() as c:
                 c.executescript(_SCHEMA)
@@ -117,7 +120,9 @@ class RunStore:
                 c.execute("ROLLBACK")
                 raise
         except sqlite3.IntegrityError as e:
-            raise StoreError(f"Candidate {cand.id} is already in the store: records are never overwritten ({e}).") from None
+            raise StoreError(
+                f"Candidate {cand.id} is already in the store: records are never overwritten ({e})."
+            ) from None
         except sqlite3.OperationalError as e:
             raise StoreError(f"Cannot write to the run store {self.path}: {e}") from None
         return cand
@@ -144,8 +149,9 @@ class RunStore:
             raise StoreError(f"No candidate with id {cand_id!r} in {self.path}.")
         return rows[0]
 
-    def candidates(self, model: str | None = None, status: str | None = None,
-                   include_intermediate: bool = True) -> list[Candidate]:
+    def candidates(
+        self, model: str | None = None, status: str | None = None, include_intermediate: bool = True
+    ) -> list[Candidate]:
         sql, args = "SELECT * FROM candidates WHERE 1=1", []
         if model:
             sql += " AND model = ?"
@@ -160,8 +166,11 @@ class RunStore:
     def find(self, key: str, statuses: tuple[str, ...] = ("ok", "degraded")) -> Candidate | None:
         """The newest candidate with this key and one of these statuses (for reuse instead of rerun)."""
         marks = ",".join("?" for _ in statuses)
-        rows = self._rows(f"SELECT * FROM candidates WHERE key = ? AND status IN ({marks}) "
-                          "ORDER BY created_at DESC, rowid DESC LIMIT 1", (key, *statuses))
+        rows = self._rows(
+            f"SELECT * FROM candidates WHERE key = ? AND status IN ({marks}) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (key, *statuses),
+        )
         return rows[0] if rows else None
 
     def lineage(self, cand_id: str) -> list[Candidate]:

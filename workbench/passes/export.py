@@ -53,8 +53,10 @@ def _export(art: Artifact, cfg: OnnxExport, job: PassJob) -> Artifact:
 
     module = art.module
     if any(p.dtype not in (torch.float32,) for p in module.parameters() if p.is_floating_point()):
-        raise PassError("onnx-export needs a float32 model; put bf16/fp16 casts after the export (onnx-fp16) "
-                        "or run them in PyTorch without exporting.")
+        raise PassError(
+            "onnx-export needs a float32 model; put bf16/fp16 casts after the export (onnx-fp16) "
+            "or run them in PyTorch without exporting."
+        )
     job.ctx.begin(job.stage or "onnx-export", total=2, message="tracing")
     sample_split = job.model.data.eval.take(slice(0, min(cfg.parity_samples, len(job.model.data.eval))))
     sample = sample_split.inputs
@@ -65,9 +67,18 @@ def _export(art: Artifact, cfg: OnnxExport, job: PassJob) -> Artifact:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(m, args, str(path), input_names=list(art.input_names), output_names=["output"],
-                              dynamic_axes=_dynamic_axes(art.input_names, sample), opset_version=cfg.opset,
-                              do_constant_folding=True, dynamo=False, verbose=False)
+            torch.onnx.export(
+                m,
+                args,
+                str(path),
+                input_names=list(art.input_names),
+                output_names=["output"],
+                dynamic_axes=_dynamic_axes(art.input_names, sample),
+                opset_version=cfg.opset,
+                do_constant_folding=True,
+                dynamo=False,
+                verbose=False,
+            )
         except Exception as e:
             raise PassError(f"onnx-export failed: {type(e).__name__}: {e}") from None
     job.ctx.step(message="parity check")
@@ -78,6 +89,9 @@ def _export(art: Artifact, cfg: OnnxExport, job: PassJob) -> Artifact:
     if not np.isfinite(diff) or diff > cfg.atol:
         raise ParityError(
             f"ONNX export does not match PyTorch: max abs diff {diff:.3g} > atol {cfg.atol:g} "
-            f"over {len(sample_split)} samples.", diff, cfg.atol)
+            f"over {len(sample_split)} samples.",
+            diff,
+            cfg.atol,
+        )
     job.ctx.step(message=f"max abs diff {diff:.2g}")
     return out.with_meta(parity_max_abs_diff=diff)

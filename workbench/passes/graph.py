@@ -58,8 +58,14 @@ def _optimize(art: Artifact, cfg: OrtOptimize, job: PassJob) -> Artifact:
         from onnxruntime.transformers.optimizer import optimize_model
 
         try:
-            opt = optimize_model(str(art.path), model_type="bert", num_heads=int(info.get("num_heads") or 0),
-                                 hidden_size=int(info.get("hidden_size") or 0), opt_level=1, use_gpu=False)
+            opt = optimize_model(
+                str(art.path),
+                model_type="bert",
+                num_heads=int(info.get("num_heads") or 0),
+                hidden_size=int(info.get("hidden_size") or 0),
+                opt_level=1,
+                use_gpu=False,
+            )
             opt.save_model_to_file(str(out))
         except Exception as e:
             raise PassError(f"ort-optimize (transformer fusions) failed: {type(e).__name__}: {e}") from None
@@ -76,5 +82,7 @@ def _optimize(art: Artifact, cfg: OrtOptimize, job: PassJob) -> Artifact:
     after = _op_counts(out)
     job.ctx.step()
     fused = {k: v for k, v in after.items() if k not in before}
-    return onnx_artifact(out, **{**art.meta, "fused_ops": fused, "nodes_before": sum(before.values()),
-                                 "nodes_after": sum(after.values())})
+    return onnx_artifact(
+        out,
+        **{**art.meta, "fused_ops": fused, "nodes_before": sum(before.values()), "nodes_after": sum(after.values())},
+    )

@@ -44,8 +44,9 @@ def _cast(art: Artifact, cfg: Cast, job: PassJob) -> Artifact:
     hw = ("avx512_bf16" in flags or "amx_bf16" in flags) if cfg.dtype == "bf16" else ("avx512_fp16" in flags)
     job.ctx.step()
     note = None if hw else f"this CPU has no native {cfg.dtype} arithmetic: expect a smaller model, not a faster one"
-    return torch_artifact(m, art.input_names, **{**art.meta, "precision": cfg.dtype, "native_hw": hw,
-                                                 **({"note": note} if note else {})})
+    return torch_artifact(
+        m, art.input_names, **{**art.meta, "precision": cfg.dtype, "native_hw": hw, **({"note": note} if note else {})}
+    )
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ class DynamicInt8(PassConfig):
     def validate(self) -> None:
         check_choice("DynamicInt8", "weight_type", self.weight_type, ("qint8", "quint8"))
         if self.op_types is not None and not self.op_types:
-            raise ConfigError.out_of_range("DynamicInt8", "op_types", self.op_types, "None or a non-empty tuple of op types")
+            raise ConfigError.out_of_range(
+                "DynamicInt8", "op_types", self.op_types, "None or a non-empty tuple of op types"
+            )
 
 
 def _qtype(name: str):
@@ -72,16 +74,23 @@ def _dynamic(art: Artifact, cfg: DynamicInt8, job: PassJob) -> Artifact:
     job.ctx.begin(job.stage or "dynamic-int8", total=1, message="quantizing weights")
     out = job.out_path("model.onnx")
     try:
-        quantize_dynamic(str(art.path), str(out), per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-                         weight_type=_qtype(cfg.weight_type),
-                         op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
-                         # a fused transformer graph has ops without type info: tell the quantizer they are float
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
+        quantize_dynamic(
+            str(art.path),
+            str(out),
+            per_channel=cfg.per_channel,
+            reduce_range=cfg.reduce_range,
+            weight_type=_qtype(cfg.weight_type),
+            op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
+            # a fused transformer graph has ops without type info: tell the quantizer they are float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+        )
     except Exception as e:
         raise PassError(f"dynamic-int8 failed: {type(e).__name__}: {e}") from None
     job.ctx.step()
-    return onnx_artifact(out, **{**art.meta, "precision": "int8-dynamic",
-                                 "granularity": "per-channel" if cfg.per_channel else "per-tensor"})
+    return onnx_artifact(
+        out,
+        **{**art.meta, "precision": "int8-dynamic", "granularity": "per-channel" if cfg.per_channel else "per-tensor"},
+    )
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,16 @@ class StaticInt8(PassConfig):
         check_range("StaticInt8", "samples", self.samples, 1, 100_000, integer=True)
         check_range("StaticInt8", "percentile", self.percentile, 90, 100, lo_open=False)
         if isinstance(self.exclude, str) and self.exclude not in ("auto", "none"):
-            raise ConfigError.out_of_range("StaticInt8", "exclude", self.exclude, "'auto', 'none' or a tuple of node names")
+            raise ConfigError.out_of_range(
+                "StaticInt8", "exclude", self.exclude, "'auto', 'none' or a tuple of node names"
+            )
         if not self.op_types:
             raise ConfigError.out_of_range("StaticInt8", "op_types", self.op_types, "a non-empty tuple of op types")
+        if self.calibration != "percentile" and self.percentile != 99.999:
+            raise ConfigError(
+                f"StaticInt8: 'percentile'={self.percentile!r} only applies with calibration='percentile' "
+                f"(got calibration={self.calibration!r}); set one or the other."
+            )
 
 
 def sensitive_matmuls(model) -> list[str]:
@@ -128,8 +144,11 @@ def sensitive_matmuls(model) -> list[str]:
 
     def is_weight(name: str) -> bool:
         n = producer.get(name)
-        return name in inits or (n is not None and n.op_type in ("Constant", "DequantizeLinear", "Transpose")
-                                 and all(is_weight(i) for i in n.input if i))
+        return name in inits or (
+            n is not None
+            and n.op_type in ("Constant", "DequantizeLinear", "Transpose")
+            and all(is_weight(i) for i in n.input if i)
+        )
 
     def after_gelu(name: str, depth: int = 4) -> bool:
         n = producer.get(name)
@@ -182,17 +201,29 @@ def _static(art: Artifact, cfg: StaticInt8, job: PassJob) -> Artifact:
     else:
         exclude = list(cfg.exclude)
     names = {i.name for i in model.graph.input}
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[cfg.calibration]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[cfg.calibration]
     out = job.out_path("model.onnx")
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     if cfg.calibration == "percentile":
         extra["CalibPercentile"] = cfg.percentile
     try:
-        quantize_static(str(pre), str(out), _Reader(batches, names, job.ctx), calibrate_method=method,
-                        quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
-                        per_channel=cfg.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=list(cfg.op_types), nodes_to_exclude=exclude, extra_options=extra)
+        quantize_static(
+            str(pre),
+            str(out),
+            _Reader(batches, names, job.ctx),
+            calibrate_method=method,
+            quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
+            per_channel=cfg.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(cfg.op_types),
+            nodes_to_exclude=exclude,
+            extra_options=extra,
+        )
     except Exception as e:
         if type(e).__name__ == "CancelledError":
             raise
@@ -200,8 +231,16 @@ def _static(art: Artifact, cfg: StaticInt8, job: PassJob) -> Artifact:
     if pre != art.path:
         pre.unlink(missing_ok=True)
     job.ctx.step(message=f"{len(exclude)} nodes kept in float")
-    return onnx_artifact(out, **{**art.meta, "precision": "int8-static", "calibration": cfg.calibration,
-                                 "calibration_samples": len(batches), "excluded_nodes": exclude})
+    return onnx_artifact(
+        out,
+        **{
+            **art.meta,
+            "precision": "int8-static",
+            "calibration": cfg.calibration,
+            "calibration_samples": len(batches),
+            "excluded_nodes": exclude,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -223,8 +262,52 @@ class Int4WeightOnly(PassConfig):
 
     def validate(self) -> None:
         if self.block_size not in (16, 32, 64, 128, 256):
-            raise ConfigError.out_of_range("Int4WeightOnly", "block_size", self.block_size, "one of 16, 32, 64, 128, 256")
+            raise ConfigError.out_of_range(
+                "Int4WeightOnly", "block_size", self.block_size, "one of 16, 32, 64, 128, 256"
+            )
         check_choice("Int4WeightOnly", "accuracy_level", self.accuracy_level, (0, 1, 2, 3, 4))
+
+
+def gemm_to_matmul(model) -> int:
+    """Rewrite Gemm nodes with constant weights as MatMul (+ Add) in place; returns how many.
+
+    PyTorch exports nn.Linear on 2-D inputs as Gemm, which MatMulNBits does not cover; as
+    MatMul + Add the same weights become 4-bit quantizable. Only the plain case is rewritten
+    (alpha = beta = 1, transA = 0); others are left alone.
+    """
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    new_nodes, n = [], 0
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0)
+        if node.op_type != "Gemm" or not plain or node.input[1] not in inits:
+            new_nodes.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        if attrs.get("transB", 0):
+            w = w.T.copy()
+        wname = f"{node.input[1]}_matmul_{n}"
+        model.graph.initializer.append(numpy_helper.from_array(w, wname))
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = f"{node.output[0]}_mm" if has_bias else node.output[0]
+        new_nodes.append(
+            helper.make_node("MatMul", [node.input[0], wname], [mm_out], name=f"{node.name or 'gemm'}_MatMul")
+        )
+        if has_bias:
+            new_nodes.append(
+                helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name or 'gemm'}_Add")
+            )
+        n += 1
+    if n:
+        del model.graph.node[:]
+        model.graph.node.extend(new_nodes)
+        used = {i for nd in model.graph.node for i in nd.input}
+        keep = [i for i in model.graph.initializer if i.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
+    return n
 
 
 @register_pass(Int4WeightOnly)
@@ -235,10 +318,17 @@ def _int4(art: Artifact, cfg: Int4WeightOnly, job: PassJob) -> Artifact:
 
     job.ctx.begin(job.stage or "int4-weight-only", total=1, message="packing 4-bit weights")
     model = onnx.load(str(art.path))
+    rewritten = gemm_to_matmul(model)
     try:
-        q = MatMulNBitsQuantizer(model, bits=4, block_size=cfg.block_size, is_symmetric=cfg.symmetric,
-                                 accuracy_level=cfg.accuracy_level or None, nodes_to_exclude=list(cfg.exclude),
-                                 op_types_to_quantize=("MatMul",))
+        q = MatMulNBitsQuantizer(
+            model,
+            bits=4,
+            block_size=cfg.block_size,
+            is_symmetric=cfg.symmetric,
+            accuracy_level=cfg.accuracy_level or None,
+            nodes_to_exclude=list(cfg.exclude),
+            op_types_to_quantize=("MatMul",),
+        )
         q.process()
     except Exception as e:
         raise PassError(f"int4-weight-only failed: {type(e).__name__}: {e}") from None
@@ -248,5 +338,13 @@ def _int4(art: Artifact, cfg: Int4WeightOnly, job: PassJob) -> Artifact:
     if n == 0:
         raise PassError("int4-weight-only found no MatMul with constant weights to quantize in this model.")
     job.ctx.step()
-    return onnx_artifact(out, **{**art.meta, "precision": "int4-weight-only", "block_size": cfg.block_size,
-                                 "int4_matmuls": n})
+    return onnx_artifact(
+        out,
+        **{
+            **art.meta,
+            "precision": "int4-weight-only",
+            "block_size": cfg.block_size,
+            "int4_matmuls": n,
+            "gemm_rewritten": rewritten,
+        },
+    )

@@ -84,8 +84,11 @@ def apply_pass(artifact: Artifact, cfg: PassConfig, job: PassJob) -> Artifact:
     if artifact.kind != cfg.consumes:
         raise PassError(
             f"Pass {cfg.kind!r} needs a {cfg.consumes} model but got a {artifact.kind} one. "
-            + ("Add an 'onnx-export' step before it." if cfg.consumes == "onnx" else
-               "Put it before the 'onnx-export' step.")
+            + (
+                "Add an 'onnx-export' step before it."
+                if cfg.consumes == "onnx"
+                else "Put it before the 'onnx-export' step."
+            )
         )
     job.ctx.check()
     try:

@@ -1,0 +1,32 @@
+"""`import workbench` stays light and UI-free: no ipywidgets, no IPython, no network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_workbench_never_imports_ui_modules():
+    code = (
+        "import sys, json, workbench, workbench.cli\n"
+        "import importlib\n"
+        "for m in ['workbench.report', 'workbench.search', 'workbench.charts', 'workbench.compose']:\n"
+        "    try: importlib.import_module(m)\n"
+        "    except ModuleNotFoundError as e:\n"
+        "        if e.name != m: raise\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in ('ipywidgets', 'IPython'))))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout) == []
+
+
+def test_import_makes_no_network_call():
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise AssertionError('network call at import')\n"
+        "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
+        "import workbench, workbench.cli\nworkbench.cli.build_parser()\nprint('ok')"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

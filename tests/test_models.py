@@ -1,0 +1,140 @@
+"""Loading models: bundled names, Hugging Face folders, hub ids offline, ONNX files, Python modules; bad input."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.data import Split, TaskData
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(wb.UnknownNameError) as e:
+        wb.load_model("resnet-9000")
+    assert "minilm" in str(e.value) and "digits-cnn" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None])
+def test_empty_model_name(bad):
+    with pytest.raises(wb.UnknownNameError):
+        wb.load_model(bad)
+
+
+def test_unreachable_hub_id_fails_fast(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # make it really try the network probe
+    t0 = time.monotonic()
+    with pytest.raises(wb.OfflineError, match="offline"):
+        wb.load_model("nobody-here/no-such-model-xyz")
+    assert time.monotonic() - t0 < 15  # within seconds, no hang
+
+
+def test_list_models():
+    names = {m.name for m in wb.list_models()}
+    assert {"minilm", "digits-cnn"} <= names
+
+
+def test_digits_cnn_is_accurate(digits_model):
+    out = wb.evaluate.predict(digits_model.baseline.runner(), digits_model.data.eval)
+    m = digits_model.task.metrics(out, digits_model.data.eval.labels, digits_model.reference_outputs())
+    assert m["accuracy"] > 0.95
+    lo, hi = m["accuracy_ci"]
+    assert lo < m["accuracy"] < hi and hi - lo < 0.1
+    assert m["agreement"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory):
+    """A small BertModel written by save_pretrained, with MiniLM's real tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from workbench.models import _minilm_path
+
+    d = tmp_path_factory.mktemp("tiny-bert")
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(d)
+    AutoTokenizer.from_pretrained(_minilm_path()).save_pretrained(d)
+    return d
+
+
+def test_local_save_pretrained_folder(tiny_bert_dir, store, fast_bench):
+    model = wb.load_model(str(tiny_bert_dir), n_eval=48)
+    assert model.task.name == "embedding-classification"
+    assert model.info["num_heads"] == 4
+    cands = wb.optimize(model, ["ort-int8-dynamic"], store=store, bench=fast_bench)
+    assert [c.status for c in cands] == ["ok", "ok"], [c.error for c in cands]
+    assert cands[1].metrics["cosine"] > 0.95
+    assert cands[1].metrics["size_bytes"] < cands[0].metrics["size_bytes"] / 2
+
+
+def test_folder_without_config(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(wb.ModelLoadError, match="config.json"):
+        wb.load_model(str(tmp_path))
+
+
+def test_onnx_file_as_input(digits_model, tmp_path, store, fast_bench):
+    from workbench.passes import PassJob, apply_pass
+
+    exported = apply_pass(digits_model.baseline, wb.OnnxExport(), PassJob(model=digits_model, workdir=tmp_path / "e"))
+    model = wb.load_model(str(exported.path))
+    assert model.task.name == "generic" and model.baseline.kind == "onnx"
+    cands = wb.optimize(model, ["ort-int8-static"], store=store, bench=fast_bench)
+    assert [c.status for c in cands] == ["ok", "ok"], [c.error for c in cands]
+    assert cands[1].metrics["cosine"] > 0.98
+    # with labelled data it is scored like any classifier
+    labelled = wb.load_model(str(exported.path), data=digits_model.data)
+    (base,) = wb.optimize(labelled, [], store=store, bench=fast_bench)
+    assert base.metrics["accuracy"] > 0.95
+
+
+@pytest.mark.parametrize("content", [b"", b"definitely not a protobuf \x00\xff" * 10], ids=["empty", "garbage"])
+def test_corrupt_onnx_file(tmp_path, content):
+    p = tmp_path / "broken.onnx"
+    p.write_bytes(content)
+    with pytest.raises(wb.ModelLoadError, match="broken.onnx"):
+        wb.load_model(str(p))
+
+
+def test_from_module_with_python_data(store, fast_bench):
+    import torch
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 16)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+    split = Split({"x": x}, y)
+    data = TaskData(train=split, eval=split.take(slice(0, 128)), calibration=split.take(slice(128, 160)))
+    model = wb.from_module(net, data, name="toy")
+    cands = wb.optimize(model, ["ort-int8-dynamic", "ort-int8-static"], store=store, bench=fast_bench)
+    assert all(c.status == "ok" for c in cands), [c.error for c in cands]
+    assert cands[0].metrics["accuracy"] > 0.9
+    assert all(c.metrics["agreement"] > 0.95 for c in cands[1:])
+
+
+def test_empty_dataset():
+    with pytest.raises(wb.DataError, match="empty"):
+        TaskData(train=None, eval=Split({"x": np.zeros((0, 3), np.float32)}), calibration=None)
+
+
+def test_mismatched_split():
+    with pytest.raises(wb.DataError, match="same length"):
+        Split({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))})
