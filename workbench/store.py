@@ -86,8 +86,13 @@ class RunStore:
     @property
     def artifacts_dir(self) -> Path:
         """Folder for candidate artifacts, beside the database."""
-        base = Path.cwd() / ".workbench" if self.path == ":memory:" else self.path.parent
-        return base / "artifacts"
+        if self.path == ":memory:":  # an in-memory store keeps its artifacts in a private temp folder
+            if not hasattr(self, "_tmp_artifacts"):
+                import tempfile
+
+                self._tmp_artifacts = Path(tempfile.mkdtemp(prefix="workbench-artifacts-"))
+            return self._tmp_artifacts
+        return self.path.parent / "artifacts"
 
     def _conn(self) -> sqlite3.Connection:
         if self.path == ":memory:":

@@ -1,0 +1,60 @@
+"""Quantization passes on a real model: every calibration method and format, granularity, INT4."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+import workbench as wb
+from workbench.passes import PassJob, apply_pass
+
+
+@pytest.fixture(scope="module")
+def digits_onnx(digits_model, tmp_path_factory):
+    return apply_pass(digits_model.baseline, wb.OnnxExport(), PassJob(model=digits_model, workdir=tmp_path_factory.mktemp("e")))
+
+
+def _score(model, art):
+    out = wb.evaluate.predict(art.runner(), model.data.eval)
+    return model.task.metrics(out, model.data.eval.labels, model.reference_outputs())
+
+
+@pytest.mark.parametrize("calibration", ["minmax", "entropy", "percentile"])
+@pytest.mark.parametrize("fmt", ["qdq", "qoperator"])
+def test_static_int8_methods_and_formats(digits_model, digits_onnx, tmp_path, calibration, fmt):
+    cfg = wb.StaticInt8(calibration=calibration, format=fmt, samples=32)
+    out = apply_pass(digits_onnx, cfg, PassJob(model=digits_model, workdir=tmp_path / "q"))
+    ops = {n.op_type for n in onnx.load(str(out.path)).graph.node}
+    if fmt == "qdq":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    else:
+        assert ops & {"QLinearConv", "QLinearMatMul", "QGemm"}, ops
+    m = _score(digits_model, out)
+    assert m["agreement"] >= 0.95 and m["accuracy"] >= 0.93, m
+    assert out.meta["calibration_samples"] == 32
+    assert out.size_bytes() < 0.45 * digits_onnx.size_bytes()
+
+
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per-channel", "per-tensor"])
+def test_dynamic_int8_granularity(digits_model, digits_onnx, tmp_path, per_channel):
+    out = apply_pass(digits_onnx, wb.DynamicInt8(per_channel=per_channel), PassJob(model=digits_model, workdir=tmp_path))
+    assert out.meta["granularity"] == ("per-channel" if per_channel else "per-tensor")
+    assert _score(digits_model, out)["agreement"] >= 0.95
+
+
+def test_int4_rewrites_gemm_and_packs_weights(digits_model, digits_onnx, tmp_path):
+    out = apply_pass(digits_onnx, wb.Int4WeightOnly(block_size=32), PassJob(model=digits_model, workdir=tmp_path))
+    ops = [n.op_type for n in onnx.load(str(out.path)).graph.node]
+    assert "Gemm" not in ops and ops.count("MatMulNBits") == 2  # both Linear layers now 4-bit
+    assert out.meta["gemm_rewritten"] == 2
+    assert _score(digits_model, out)["agreement"] >= 0.95
+    # params are counted as weights, not packed bytes
+    assert abs(out.param_count() - digits_onnx.param_count()) / digits_onnx.param_count() < 0.05
+
+
+def test_export_parity_failure_carries_numbers(digits_model, tmp_path):
+    with pytest.raises(wb.ParityError) as e:
+        apply_pass(digits_model.baseline, wb.OnnxExport(atol=1e-12), PassJob(model=digits_model, workdir=tmp_path))
+    # 1e-12 is below float32 noise: the error reports the measured difference and the tolerance
+    assert e.value.atol == 1e-12 and e.value.max_abs_diff > 1e-12
+    assert "max abs diff" in str(e.value) and "atol 1e-12" in str(e.value)
