@@ -56,13 +56,20 @@ def _qtype(name: str):
 @contextlib.contextmanager
 def _quiet():
     """ORT's quantizers log advice and per-node warnings on the root logger: keep output readable."""
-    root = logging.getLogger()
-    old = root.level
-    root.setLevel(logging.ERROR)
+    loggers = [logging.getLogger()] + [
+        logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("onnxruntime")
+    ]
+    old = [lg.level for lg in loggers]
+    old_disable = logging.root.manager.disable
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    logging.disable(logging.WARNING)  # also covers loggers the quantizer modules create on import
     try:
         yield
     finally:
-        root.setLevel(old)
+        logging.disable(old_disable)
+        for lg, level in zip(loggers, old):
+            lg.setLevel(level)
 
 
 @register_pass(DynamicInt8)
@@ -258,6 +265,9 @@ class Int4WeightOnly(PassConfig):
     symmetric: bool = True
     #: 4 = int8 compute for the 4-bit weights (fast on VNNI); 0 = fp32 compute (most accurate)
     accuracy_level: int = 4
+    #: also pack embedding tables (Gather -> GatherBlockQuantized): for MiniLM the 47 MB word
+    #: embedding is most of the file, so this is where the size goes
+    quantize_embeddings: bool = True
     exclude: tuple[str, ...] = ()
 
     def validate(self) -> None:
@@ -266,6 +276,10 @@ class Int4WeightOnly(PassConfig):
                 "Int4WeightOnly", "block_size", self.block_size, "one of 16, 32, 64, 128, 256"
             )
         check_choice("Int4WeightOnly", "accuracy_level", self.accuracy_level, (0, 1, 2, 3, 4))
+
+
+def _opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def gemm_to_matmul(model) -> int:
@@ -319,6 +333,15 @@ def _int4(art: Artifact, cfg: Int4WeightOnly, job: PassJob) -> Artifact:
     job.ctx.begin(job.stage or "int4-weight-only", total=1, message="packing 4-bit weights")
     model = onnx.load(str(art.path))
     rewritten = gemm_to_matmul(model)
+    embeddings = cfg.quantize_embeddings and any(n.op_type == "Gather" for n in model.graph.node)
+    if embeddings and _opset(model) < 21:
+        # 4-bit GatherBlockQuantized needs opset 21 ops around it; convert rather than give up the size
+        try:
+            from onnx import version_converter
+
+            model = version_converter.convert_version(model, 21)
+        except Exception:
+            embeddings = False  # keep the embedding table in float; MatMuls are still packed
     try:
         q = MatMulNBitsQuantizer(
             model,
@@ -327,7 +350,8 @@ def _int4(art: Artifact, cfg: Int4WeightOnly, job: PassJob) -> Artifact:
             is_symmetric=cfg.symmetric,
             accuracy_level=cfg.accuracy_level or None,
             nodes_to_exclude=list(cfg.exclude),
-            op_types_to_quantize=("MatMul",),
+            op_types_to_quantize=("MatMul", "Gather") if embeddings else ("MatMul",),
+            quant_axes=(("MatMul", 0), ("Gather", 1)),
         )
         q.process()
     except Exception as e:
@@ -346,5 +370,6 @@ def _int4(art: Artifact, cfg: Int4WeightOnly, job: PassJob) -> Artifact:
             "block_size": cfg.block_size,
             "int4_matmuls": n,
             "gemm_rewritten": rewritten,
+            "int4_embeddings": embeddings,
         },
     )
