@@ -1,0 +1,292 @@
+"""Headless panel tests: set widget values, ``.click()``, assert traits, chart data and the run store.
+
+Runs are real (digits-cnn through ONNX Runtime on the worker thread). Where a test must act while a run
+is in flight (Cancel, Run pressed twice), a progress listener holds the worker at a known step until the
+test has clicked: events, not sleeps.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+
+import pytest
+
+from widgets import (
+    BudgetPanel,
+    DistillationPanel,
+    ModelPicker,
+    PruningPanel,
+    QuantizationPanel,
+    ResultsPanel,
+    Workbench,
+)
+from workbench import from_module
+from workbench.compose import build_recipe, optional_pass
+from workbench.data import TaskData
+
+
+class Gate:
+    """A progress listener that parks the worker at the first event whose stage contains ``part``."""
+
+    def __init__(self, part: str):
+        self.part, self.reached, self.release = part, threading.Event(), threading.Event()
+
+    def __call__(self, ev) -> None:
+        if self.part in ev.stage and not self.reached.is_set():
+            self.reached.set()
+            self.release.wait(60)
+
+
+def points(wb: Workbench) -> dict[str, dict]:
+    """The tradeoff chart's points by recipe name, from the spec the front end receives."""
+    spec = wb.results.tradeoff.to_dict()
+    (layer,) = [lay for lay in spec["layer"] if lay.get("description") == "candidates"]
+    return {r["recipe"]: r for r in layer["data"]["values"]}
+
+
+@pytest.fixture
+def wb(digits_model, fast_bench, store):
+    bench = Workbench(digits_model, store=store, bench=fast_bench, threads=1)
+    bench.wait()
+    yield bench
+    bench.close()
+
+
+# ---- single panels ------------------------------------------------------------------------------
+def test_quantization_options_follow_the_step():
+    q = QuantizationPanel()
+    shown = lambda: {
+        name
+        for name, box in [
+            ("per_channel", q._per_channel_box),
+            ("calibration", q._calibration_box),
+            ("samples", q._samples_box),
+            ("block", q._block_box),
+        ]
+        if box.layout.display != "none"
+    }
+    assert shown() == set() and build_recipe(**q.settings()) is None
+    q.precision.value = "int8-static"
+    q.calibration.value = "entropy"
+    q.samples.value = 32
+    assert shown() == {"per_channel", "calibration", "samples"}
+    assert "calibration samples" in q.step_help.value
+    steps = build_recipe(**q.settings()).steps
+    assert (steps[-1].kind, steps[-1].calibration, steps[-1].samples) == ("static-int8", "entropy", 32)
+    q.precision.value = "int4"
+    q.block_size.value = 64
+    assert shown() == {"block"} and build_recipe(**q.settings()).steps[-1].block_size == 64
+    assert q.precision.options[-1] == ("INT4", "int4") and q.precision.tooltip
+
+
+@pytest.mark.parametrize(
+    ("box", "text", "needle"),
+    [
+        ("max_ms", "-5", "'Max latency (ms)' box must be a number > 0"),
+        ("max_ms", "fast", "must be a number like 5 or 0.5"),
+        ("max_mb", "0", "'Max size (MB)' box must be a number > 0"),
+        ("max_drop", "150", "number of points in [0, 100]"),
+        ("max_drop", "-1", "'Max accuracy drop' box must be a number >= 0"),
+    ],
+    ids=["negative-ms", "non-numeric-ms", "zero-mb", "drop-over-100", "negative-drop"],
+)
+def test_budget_bad_input_is_shown(box, text, needle):
+    b = BudgetPanel()
+    getattr(b, box).value = text
+    assert needle in b.error.text and b.error.kind == "error"
+    assert repr(text) in b.error.text  # the message quotes what was typed
+    getattr(b, box).value = ""  # empty = no limit: the error goes away
+    assert b.error.text == "" and b.budget().describe() == "no limits"
+
+
+def test_budget_values_become_a_budget():
+    b = BudgetPanel(threads=1)
+    b.max_ms.value, b.max_mb.value, b.max_drop.value = "2.5", "0,5", "1"
+    budget = b.budget()
+    assert (budget.max_latency_ms, budget.max_size_mb, budget.max_accuracy_drop, budget.threads) == (2.5, 0.5, 0.01, 1)
+
+
+@pytest.mark.parametrize("panel_cls", [PruningPanel, DistillationPanel], ids=["pruning", "distillation"])
+def test_optional_panels_match_what_is_registered(panel_cls):
+    panel = panel_cls()
+    available = all(optional_pass(k) is not None for k in panel_cls.kinds)
+    assert panel.available is available
+    if not available:  # no faking: the controls are off and the panel says why
+        assert "not available in this version" in panel.note.text
+        assert all(c.disabled for c in panel.controls)
+        assert panel.settings() is None
+    else:
+        panel.enabled.value = True
+        assert not any(c.disabled for c in panel.controls)
+        recipe = build_recipe("fp32", **{"prune" if panel_cls is PruningPanel else "distill": panel.settings()})
+        assert recipe.steps[0].kind in panel_cls.kinds
+
+
+def test_results_panel_svg_renderer_draws_points(digits_model, store, fast_bench):
+    from workbench import optimize
+
+    cands = optimize(digits_model, ["bf16"], store=store, bench=fast_bench)
+    panel = ResultsPanel(renderer="svg")
+    panel.show(cands, current=cands[1].id)
+    (out,) = panel.chart_widgets[0].outputs
+    svg = out["data"]["image/svg+xml"]
+    assert "recipe: bf16" in svg and "role: selected" in svg and "recipe: baseline" in svg
+    assert "bf16" in panel.table.value
+    panel.compare.value = (cands[0].id, cands[1].id)  # select two: side by side
+    assert "wb-compare" in panel.compare_view.value and "b - a" in panel.compare_view.value
+    assert panel.highlighted == [cands[0].id, cands[1].id]
+
+
+def test_model_picker_bad_ids_are_shown(digits_model):
+    picker = ModelPicker(digits_model, autoload=False)
+    picker.bundled.value = "__other__"
+    picker.custom.value = "   "
+    assert picker.load() is None and "No model given" in picker.error.text
+    picker.custom.value = "not a model!!"
+    assert picker.load() is None and "is not a model id" in picker.error.text
+    picker.custom.value = "no-such-model"
+    picker.load().result(60)
+    assert "Unknown model 'no-such-model'" in picker.error.text and "digits-cnn" in picker.error.text
+    picker.custom.value = "some-org/not-cached-model"  # HF_HUB_OFFLINE=1 in the tests
+    picker.load().result(60)
+    assert "unreachable (offline)" in picker.error.text and picker.error.kind == "error"
+    picker.bundled.value = "digits-cnn"  # the panel still works afterwards
+    assert picker.model is digits_model and "classification" in picker.info.value
+
+
+# ---- the dashboard ----------------------------------------------------------------------------------
+def test_run_streams_results_and_reuses_cached_settings(wb, store):
+    seen_before_recipe: list[list[str]] = []
+    wb.add_progress_listener(
+        lambda ev: (
+            "int8-dynamic" in ev.stage
+            and not seen_before_recipe
+            and seen_before_recipe.append([c.recipe_name for c in wb.results.candidates])
+        )
+    )
+    wb.quantization.precision.value = "int8-dynamic"
+    assert "Not measured yet" in wb.lookup.text
+    wb.run_panel.run_button.click()
+    assert wb.run_panel.run_button.disabled  # while it runs
+    cand = wb.wait()
+    assert seen_before_recipe == [["baseline"]]  # the baseline was in the charts before the recipe ran
+    assert cand.status == "ok" and cand.recipe_name == "int8-dynamic"
+    assert wb.run_panel.status.text.startswith("Done: int8-dynamic") and wb.run_panel.error.text == ""
+    assert wb.run_panel.progress.value == 1.0 and not wb.run_panel.run_button.disabled
+    pts = points(wb)
+    assert set(pts) == {"baseline", "int8-dynamic"} and pts["int8-dynamic"]["role"] == "selected"
+    assert pts["int8-dynamic"]["x"] == pytest.approx(cand.metrics["p50_ms"])
+    assert pts["int8-dynamic"]["y"] == pytest.approx(cand.metrics["accuracy"])
+    assert cand.metrics["accuracy"] > 0.9
+    assert "measured" in wb.picker.info.value or "accuracy" in wb.picker.info.value  # baseline in the picker
+
+    # move away and back: the measured candidate comes from the store, nothing reruns
+    n_rows, n_runs = len(store.candidates()), wb.runs_started
+    wb.quantization.precision.value = "bf16"
+    assert "Not measured yet" in wb.lookup.text and wb.results.current is None
+    wb.quantization.precision.value = "int8-dynamic"
+    assert "Already measured" in wb.lookup.text and cand.id in wb.lookup.text
+    assert wb.results.current == cand.id and points(wb)["int8-dynamic"]["role"] == "selected"
+    assert (len(store.candidates()), wb.runs_started, wb.worker.busy) == (n_rows, n_runs, False)
+    # the budget is drawn and judged
+    wb.budget.max_ms.value = "1000"
+    assert any(lay.get("description") == "budget" for lay in wb.results.tradeoff.to_dict()["layer"])
+    assert "fits the budget" in wb.results.verdict.value
+
+
+def test_cancel_stops_the_run_and_records_it(wb, store):
+    assert wb.cancel() is False and "Nothing to cancel" in wb.run_panel.status.text
+    gate = Gate("static-int8")
+    wb.add_progress_listener(gate)
+    wb.quantization.precision.value = "int8-static"
+    future = wb.run()
+    assert gate.reached.wait(120), "the run never reached static-int8"
+    wb.run_panel.cancel_button.click()
+    gate.release.set()
+    assert future.result(120) is None
+    assert "Cancelled" in wb.run_panel.status.text and "recorded in the run store" in wb.run_panel.status.text.lower()
+    assert wb.run_panel.progress.bar_style == "warning" and not wb.run_panel.run_button.disabled
+    cancelled = store.candidates(status="cancelled")
+    assert len(cancelled) == 1 and cancelled[0].recipe["steps"][-1]["kind"] == "static-int8"
+    assert not [c for c in store.candidates(status="ok") if c.recipe_name.startswith("int8-static")]
+    assert "cancelled" in wb.results.table.value
+
+
+def test_run_pressed_twice_runs_once(wb, store):
+    gate = Gate("bf16")
+    wb.add_progress_listener(gate)
+    wb.quantization.precision.value = "bf16"
+    first = wb.run()
+    assert gate.reached.wait(120)
+    assert wb.run() is None  # the second press while the first run is in flight
+    assert "already in progress" in wb.run_panel.error.text
+    gate.release.set()
+    assert first.result(120).status == "ok"
+    assert len([c for c in store.candidates() if c.recipe_name == "bf16"]) == 1 and wb.runs_started == 1
+
+
+def test_bad_settings_refuse_to_run(wb):
+    wb.budget.max_ms.value = "abc"
+    assert wb.run() is None and "'Max latency (ms)' box must be a number" in wb.run_panel.error.text
+    wb.budget.max_ms.value = ""
+    wb.picker.bundled.value = "__other__"
+    wb.picker.custom.value = ""
+    assert wb.run() is None and "No model given" in wb.run_panel.error.text
+    assert wb.runs_started == 0
+
+
+def test_pass_failing_midway_is_shown(digits_model, fast_bench, store):
+    # the same digits network, but no calibration split: static INT8 fails at step 2, after the export
+    d = digits_model.data
+    data = TaskData(d.train, d.eval, None, d.label_names, {**d.spec, "calibration": None})
+    model = from_module(digits_model.baseline.module, data, name="digits-nocalib")
+    wb = Workbench(model, store=store, bench=fast_bench, threads=1)
+    try:
+        wb.quantization.precision.value = "int8-static"
+        cand = wb.run().result(120)
+        assert cand.status == "failed"
+        assert wb.run_panel.error.text.startswith("The run failed: step 2 (static-int8)")
+        assert "calibration data" in wb.run_panel.error.text and wb.run_panel.error.kind == "error"
+        assert wb.run_panel.progress.bar_style == "danger"
+        assert "failed" in wb.results.table.value and "baseline" in points(wb)  # the baseline still charted
+        assert [c.status for c in store.candidates("digits-nocalib", include_intermediate=False)] == ["ok", "failed"]
+    finally:
+        wb.close()
+
+
+HAVE_REPORT = importlib.util.find_spec("workbench.report") is not None
+
+
+@pytest.mark.skipif(HAVE_REPORT, reason="workbench.report exists: see test_export_report_writes_html")
+def test_export_report_says_unavailable(wb):
+    wb.run_panel.report_button.click()
+    assert "not available in this version" in wb.run_panel.error.text
+
+
+@pytest.mark.skipif(not HAVE_REPORT, reason="needs workbench.report")
+def test_export_report_writes_html(wb, tmp_path):
+    wb.report_dir = tmp_path / "reports"
+    wb.quantization.precision.value = "int8-dynamic"
+    assert wb.run().result(120).status == "ok"
+    wb.budget.max_ms.value = "1000"
+    wb.run_panel.report_button.click()
+    res = wb.wait(600)
+    assert res is not None and res.ok, (res, wb.run_panel.error.text)
+    html = res.html_path.read_text()
+    assert "digits-cnn" in html and "int8-dynamic" in html
+    (out,) = wb.run_panel.report_out.outputs
+    assert res.html_path.name in out["data"]["text/html"] and "Report written" in wb.run_panel.status.text
+
+
+@pytest.mark.skipif(optional_pass("magnitude-prune") is None, reason="needs the magnitude-prune pass")
+def test_pruning_panel_runs_a_pruned_candidate(wb, store):
+    wb.pruning.enabled.value = True
+    wb.pruning.sparsity.value = 50
+    wb.pruning.finetune_steps.value = 0
+    assert wb.recipe().name == "magnitude-prune-50pct"
+    cand = wb.run().result(120)
+    assert cand.status in ("ok", "degraded") and cand.recipe["steps"][0]["sparsity"] == 0.5
+    assert "magnitude-prune-50pct" in points(wb) and wb.results.current == cand.id
+    wb.pruning.enabled.value = False  # back to the plain baseline: from the store
+    assert "Already measured (baseline" in wb.lookup.text

@@ -1,0 +1,101 @@
+"""End to end, as a student would: JupyterLab in headless Chromium, run the quickstart notebook, pick
+digits-cnn, slide the precision to INT8 dynamic, press Run, and watch the new point arrive in the chart."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs chromium (apt-get install chromium)"),
+]
+
+POINT_RE = re.compile(r"aria-label=\"[^\"]*?role: (\w+);[^\"]*?runtime: (\w+); recipe: ([^;\"]+); id: (\w+)")
+TITLE_RE = re.compile(r"aria-label=\"Title text '([^']*)'\"")
+
+
+def tradeoff_points(scope) -> tuple[str | None, list[tuple[str, str, str, str]]]:
+    """(title, [(role, runtime, recipe, id), ...]) of the first (quality vs latency) chart, read from the
+    rendered SVG's aria labels: what the student sees, not the spec the kernel sent."""
+    svgs = scope.locator(".vega-embed svg.marks")
+    if svgs.count() == 0:
+        return None, []
+    svg = svgs.first.evaluate("e => e.outerHTML")
+    title = TITLE_RE.search(svg)
+    return (title.group(1) if title else None), POINT_RE.findall(svg)
+
+
+def wait_for(fn, what: str, timeout: float = 120.0):
+    """Poll ``fn`` until it returns something truthy (a condition, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except Exception as e:  # an element replaced while it was read: try again
+            last = repr(e)
+        if last and not isinstance(last, str):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last seen {last!r}")
+
+
+def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, page, test_artifacts):
+    from playwright.sync_api import expect
+
+    # start on another model without loading it, so picking digits-cnn is a real choice
+    nb = lab_notebook.read_text().replace('model = \\"digits-cnn\\"', 'model = \\"minilm\\"')
+    lab_notebook.write_text(nb.replace("autoload = True", "autoload = False"))
+    assert '\\"minilm\\"' in lab_notebook.read_text()
+
+    page.goto(jupyter_lab.url("/lab/tree/quickstart.ipynb?reset"))
+    # a *connected* idle kernel: Run All clicked while it still initialises is silently lost
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+
+    nb_view = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    expect(nb_view.locator(".jp-Cell").last.locator(".jp-InputArea-prompt")).to_have_text("[2]:")
+    expect(nb_view.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")).to_have_count(0)
+
+    dash = nb_view.locator(".widget-vbox").first
+    model = dash.locator(".widget-dropdown", has_text="Model").locator("select")
+    expect(model).to_be_visible()
+    model.select_option(label="digits-cnn (classification)")
+
+    # the empty chart for digits-cnn (fresh run store): no points yet
+    expect(dash.locator(".wb-candidates, i", has_text="No candidates yet")).to_be_visible()
+    title, points = wait_for(lambda: (lambda s: s if s[0] is not None else None)(tradeoff_points(dash)), "the chart")
+    assert points == [], points
+
+    # slide FP32 -> BF16 -> FP16 -> INT8 dynamic with the keyboard, as a student would
+    slider = dash.locator(".widget-hslider", has_text="Precision")
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowRight")
+    expect(slider.locator(".widget-readout")).to_have_text("INT8 dynamic")
+    expect(dash.locator(".wb-info", has_text="Press Run")).to_be_visible()
+
+    dash.locator("button", has_text="Run").first.click()
+    expect(dash.locator(".wb-ok", has_text="Done: int8-dynamic")).to_be_visible()
+    title, points = wait_for(
+        lambda: (lambda s: s if any(p[2] == "int8-dynamic" for p in s[1]) else None)(tradeoff_points(dash)),
+        "the int8-dynamic point in the chart",
+    )
+    recipes = sorted(p[2] for p in points)
+    assert recipes == ["baseline", "int8-dynamic"], points
+    assert [p[0] for p in points if p[2] == "int8-dynamic"] == ["selected"]  # the new point is highlighted
+    assert title.startswith("digits-cnn") and "(2 measured)" in title, title
+    # the size chart and the table show it too
+    assert dash.locator(".wb-candidates td", has_text="int8-dynamic").count() >= 1
+
+    dash.scroll_into_view_if_needed()
+    page.screenshot(path=str(test_artifacts / "dashboard_lab.png"), full_page=True)

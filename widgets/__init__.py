@@ -1,0 +1,28 @@
+"""ipywidget panels over the workbench library: each usable alone, all together in ``Workbench()``.
+
+>>> from widgets import Workbench
+>>> Workbench("digits-cnn")        # doctest: +SKIP
+
+The panels hold no compute: they call ``workbench``'s public API on one worker thread.
+"""
+
+from __future__ import annotations
+
+from ._common import Worker
+from .dashboard import Workbench
+from .model import ModelPicker
+from .results import ResultsPanel
+from .run import RunPanel
+from .settings import BudgetPanel, DistillationPanel, PruningPanel, QuantizationPanel
+
+__all__ = [
+    "Workbench",
+    "ModelPicker",
+    "QuantizationPanel",
+    "PruningPanel",
+    "DistillationPanel",
+    "BudgetPanel",
+    "RunPanel",
+    "ResultsPanel",
+    "Worker",
+]

@@ -1,0 +1,357 @@
+"""Workbench: every panel in one dashboard, one line in a notebook.
+
+>>> from widgets import Workbench
+>>> Workbench("digits-cnn")          # doctest: +SKIP
+
+Long work (loading a model, a run, a report) goes to ONE worker thread, so the kernel keeps
+receiving clicks (Cancel) while it runs; results stream into the charts as each candidate is
+recorded. Moving a setting back to one already measured shows it from the run store at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from workbench import BenchConfig, CancelledError, Candidate, LoadedModel, RunContext, RunStore, WorkbenchError
+from workbench.budget import Budget, violations
+from workbench.compose import build_recipe
+from workbench.context import ProgressEvent
+from workbench.optimize import candidate_key, run_baseline, run_recipe
+from workbench.recipes import Recipe
+
+from ._common import Message, Worker, fmt_mb, fmt_ms, fmt_pct, replace_output
+from .model import ModelPicker
+from .results import ResultsPanel
+from .run import RunPanel
+from .settings import BudgetPanel, DistillationPanel, PruningPanel, QuantizationPanel
+
+__all__ = ["Workbench"]
+
+
+class Workbench(w.VBox):
+    """Model picker, quantization / pruning / distillation settings, budget, Run, live results.
+
+    ``store`` is a RunStore or a path (None = ``$WORKBENCH_STORE`` or ``./.workbench/runs.sqlite``);
+    ``bench`` sets the latency protocol (warm-ups, runs); ``threads`` the starting thread count.
+    """
+
+    def __init__(
+        self,
+        model: str | LoadedModel = "digits-cnn",
+        *,
+        store: RunStore | str | os.PathLike | None = None,
+        threads: int | None = None,
+        bench: BenchConfig | None = None,
+        budget: Budget | None = None,
+        precision: str = "fp32",
+        renderer: str = "jupyter",
+        n_eval: int | None = None,
+        report_dir: str | os.PathLike = "reports",
+        autoload: bool = True,
+    ):
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.bench = bench or BenchConfig()
+        self.report_dir = Path(report_dir)
+        self.worker = Worker()
+        self.picker = ModelPicker(model, worker=self.worker, n_eval=n_eval, autoload=False)
+        self.quantization = QuantizationPanel(precision)
+        self.pruning = PruningPanel()
+        self.distillation = DistillationPanel()
+        self.budget = BudgetPanel(budget, threads or self.bench.threads)
+        self.run_panel = RunPanel()
+        self.results = ResultsPanel(renderer)
+        self.lookup = Message()  # "already measured" / "not measured yet" for the current settings
+        self.settings_error = Message()
+        self.runs_started = 0
+        self._run_future: Any = None
+        self._ctx: RunContext | None = None
+        self._listeners: list[Callable[[ProgressEvent], None]] = []
+
+        extra = w.Accordion(children=[self.pruning, self.distillation])
+        extra.set_title(0, "Pruning")
+        extra.set_title(1, "Distillation")
+        left = w.VBox(
+            [self.picker, self.quantization, self.lookup, self.settings_error], layout=w.Layout(width="560px")
+        )
+        super().__init__(
+            [
+                w.HTML("<h3 style='margin:4px 0'>Workbench: make the model fit the device</h3>"),
+                w.HBox([left, self.budget]),
+                extra,
+                self.run_panel,
+                self.results,
+            ]
+        )
+
+        self.run_panel.on_run(self.run)
+        self.run_panel.on_cancel(self.cancel)
+        self.run_panel.on_report(self.export_report)
+        for c in (
+            *self.quantization.controls,
+            *self.pruning.controls,
+            *self.distillation.controls,
+            self.budget.threads,
+        ):
+            c.observe(self._on_settings, names="value")
+        for c in (self.budget.max_ms, self.budget.max_mb, self.budget.max_drop):
+            c.observe(self._on_budget, names="value")
+        self.picker.bundled.observe(self._on_model, names="value")
+        self.picker.custom.observe(self._on_model, names="value")
+        self.picker.on_loaded(lambda _m: self._on_settings())  # on the worker: redraw + say if measured
+        self.refresh()
+        if autoload and self.picker.name and self.picker.bundled.value != "__other__":
+            self.picker.load()
+        self.picker.autoload = autoload
+
+    # ---- settings -> recipe, budget, bench ------------------------------------------------------
+    def recipe(self) -> Recipe | None:
+        """The recipe of the current settings (None = the FP32 baseline). Raises WorkbenchError."""
+        return build_recipe(
+            **self.quantization.settings(), prune=self.pruning.settings(), distill=self.distillation.settings()
+        )
+
+    def bench_config(self) -> BenchConfig:
+        return replace(self.bench, threads=self.budget.threads.value)
+
+    def add_progress_listener(self, fn: Callable[[ProgressEvent], None]) -> None:
+        """Also call ``fn(event)`` on every progress event of later runs (on the worker thread)."""
+        self._listeners.append(fn)
+
+    @property
+    def running(self) -> bool:
+        return self._run_future is not None and not self._run_future.done()
+
+    # ---- cached lookups ---------------------------------------------------------------------------
+    def find_cached(self) -> Candidate | None:
+        """The candidate the run store already holds for the current settings (None if not measured or
+        the model is not loaded yet)."""
+        model = self.picker.model
+        if model is None:
+            return None
+        recipe = self.recipe()
+        bench = self.bench_config()
+        steps = [] if recipe is None else [s.to_dict() for s in recipe.steps]
+        return self.store.find(candidate_key(model, steps, bench.threads, bench))
+
+    def refresh(self, current: str | None = None) -> Candidate | None:
+        """Redraw the results for the chosen model from the store; highlight the cached candidate of the
+        current settings (or ``current``). Safe to call from the worker thread."""
+        name = self.picker.name
+        try:
+            budget = self.budget.budget()
+        except WorkbenchError:
+            budget = None  # the budget panel shows its own error; draw without limits meanwhile
+        hit = None
+        try:
+            hit = self.find_cached()
+        except WorkbenchError as e:
+            self.settings_error.show(str(e), "error")
+        cands = self.store.candidates(name, include_intermediate=False) if name else []
+        self.results.show(cands, budget, current=current or (hit.id if hit else None))
+        base = [c for c in cands if c.recipe_name == "baseline" and c.ok]
+        if base:
+            self.picker.show_baseline(base[-1])
+        return hit
+
+    def _on_settings(self, _change: Any = None) -> None:
+        try:
+            self.recipe()
+        except WorkbenchError as e:
+            self.settings_error.show(str(e), "error")
+            self.lookup.clear()
+            return
+        self.settings_error.clear()
+        hit = self.refresh()
+        if self.picker.model is None:
+            self.lookup.show("Press Run to load the model and measure these settings.", "info")
+        elif hit is not None:
+            self.lookup.show(
+                f"Already measured ({hit.recipe_name}, {hit.id}): shown from the run store, no rerun. " + _summary(hit),
+                "ok",
+            )
+        else:
+            self.lookup.show("Not measured yet: press Run to measure these settings.", "info")
+
+    def _on_budget(self, _change: Any = None) -> None:
+        try:
+            self.budget.budget()
+        except WorkbenchError:
+            return  # the budget panel shows the message; keep the last good chart
+        self.refresh(self.results.current)
+
+    def _on_model(self, _change: Any = None) -> None:
+        self.lookup.clear()
+        self.refresh()
+
+    # ---- run / cancel -----------------------------------------------------------------------------
+    def run(self):
+        """Measure the current settings on the worker thread; returns the Future (None if refused)."""
+        panel = self.run_panel
+        if self.running:
+            panel.error.show("A run is already in progress: wait for it to finish, or press Cancel.", "warn")
+            return None
+        try:
+            name = self.picker.check()
+            recipe = self.recipe()
+            budget = self.budget.budget()
+        except WorkbenchError as e:
+            panel.error.show(str(e), "error")
+            return None
+        bench = self.bench_config()
+        ctx = RunContext(on_progress=panel.on_progress)
+        for fn in self._listeners:
+            ctx.add_listener(fn)
+        self._ctx = ctx
+        self.runs_started += 1
+        label = recipe.name if recipe else "fp32 baseline"
+        panel.started(f"starting {label}…")
+        panel.status.show(f"Running {label} on {name}…", "info")
+        self._run_future = self.worker.submit(f"running {label}", self._run_job, name, recipe, budget, bench, ctx)
+        return self._run_future
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop at its next step. False (and a message) when nothing runs."""
+        if not self.running or self._ctx is None:
+            self.run_panel.status.show("Nothing to cancel: no run in progress.", "warn")
+            return False
+        self._ctx.cancel()
+        self.run_panel.status.show("Cancelling: the run stops at the next step…", "warn")
+        return True
+
+    def wait(self, timeout: float | None = 600) -> Any:
+        """Block until the worker is idle (scripts and tests); returns the last job's result."""
+        return self.worker.wait(timeout)
+
+    def _run_job(
+        self, name: str, recipe: Recipe | None, budget: Budget, bench: BenchConfig, ctx: RunContext
+    ) -> Candidate | None:
+        panel = self.run_panel
+        try:
+            model = self.picker.ensure_loaded(name)
+            base = run_baseline(model, store=self.store, bench=bench, ctx=ctx)
+            self.refresh(current=base.id)  # streams in: the baseline shows before the recipe runs
+            cand = (
+                base
+                if recipe is None
+                else run_recipe(model, recipe, store=self.store, baseline=base, bench=bench, ctx=ctx)
+            )
+            self.refresh(current=cand.id)
+        except CancelledError as e:
+            panel.finished("warning")
+            panel.status.show(f"Cancelled ({e}). Recorded in the run store as cancelled.", "warn")
+            self.refresh()
+            return None
+        except WorkbenchError as e:
+            panel.finished("danger")
+            panel.error.show(f"{type(e).__name__}: {e}", "error")
+            panel.status.clear()
+            return None
+        except Exception as e:  # the panel must survive anything and say what happened
+            panel.finished("danger")
+            panel.error.show(f"Unexpected error: {type(e).__name__}: {e}", "error")
+            panel.status.clear()
+            return None
+        if cand.status == "failed":
+            panel.finished("danger")
+            panel.error.show(f"The run failed: {cand.error}", "error")
+            panel.status.show(f"{cand.recipe_name} is recorded as failed ({cand.id}).", "warn")
+        else:
+            panel.finished("success" if cand.status == "ok" else "warning")
+            verdict = violations(cand, budget)
+            fit = "fits the budget" if not verdict else "breaks the budget: " + "; ".join(map(str, verdict))
+            kind = "ok" if cand.status == "ok" and not verdict else "warn"
+            degraded = f" Flagged: {cand.error}." if cand.status == "degraded" else ""
+            panel.status.show(f"Done: {cand.recipe_name} — {_summary(cand)} — {fit}.{degraded}", kind)
+            self.lookup.show(f"Measured just now ({cand.id}).", "ok")
+        return cand
+
+    # ---- report -----------------------------------------------------------------------------------
+    def export_report(self):
+        """Write an HTML report of this model's candidates on the worker thread; shows a link to it."""
+        panel = self.run_panel
+        try:
+            from workbench.report import run_report, template_parameters
+        except ImportError:
+            panel.error.show(
+                "Export report is not available in this version of the workbench (no workbench.report module).", "warn"
+            )
+            return None
+        if self.running:
+            panel.error.show("A run is in progress: export the report when it has finished.", "warn")
+            return None
+        try:
+            name = self.picker.check()
+            budget = self.budget.budget()
+        except WorkbenchError as e:
+            panel.error.show(str(e), "error")
+            return None
+        measured = [
+            c for c in self.store.candidates(name, include_intermediate=False) if c.ok and c.recipe.get("steps")
+        ]
+        folder = self.report_dir / re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+        recipe_files = []
+        for c in measured:  # the panel's recipes are not registered names: hand them over as files
+            path = folder / "recipes" / f"{c.key}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({k: c.recipe[k] for k in ("name", "description", "steps") if k in c.recipe}))
+            recipe_files.append(str(path.resolve()))
+        bench = self.bench_config()
+        wanted = {
+            "recipes": recipe_files,
+            "max_latency_ms": budget.max_latency_ms,
+            "max_size_mb": budget.max_size_mb,
+            "max_accuracy_drop": budget.max_accuracy_drop,
+            "threads": bench.threads,
+            "n_eval": self.picker.n_eval,
+            "bench_warmup": bench.warmup,
+            "bench_runs": bench.runs,
+            "store": str(Path(str(self.store.path)).resolve()) if self.store.path != ":memory:" else None,
+        }
+        spec = template_parameters()
+        params = {k: v for k, v in wanted.items() if k in spec}
+        out = folder / "report.html"
+        panel.status.show(f"Writing the report for {name}…", "info")
+        return self.worker.submit("writing a report", self._report_job, run_report, name, params, out)
+
+    def _report_job(self, run_report: Callable[..., Any], name: str, params: dict, out: Path) -> Any:
+        panel = self.run_panel
+        try:
+            res = run_report(name, params, out)
+        except Exception as e:
+            panel.error.show(f"The report could not be written: {type(e).__name__}: {e}", "error")
+            panel.status.clear()
+            return None
+        from IPython.display import FileLink
+
+        link = os.path.relpath(res.html_path, Path.cwd())
+
+        replace_output(panel.report_out, FileLink(link, result_html_prefix="Report: "))
+        if res.ok:
+            panel.status.show(f"Report written: {link}", "ok")
+        else:
+            panel.error.show(f"The report was written but a cell failed: {res.error} ({res.failed_cell})", "error")
+        return res
+
+    def close(self) -> None:
+        self.worker.shutdown()
+        super().close()
+
+
+def _summary(c: Candidate) -> str:
+    parts = [f"p50 {fmt_ms(c.get('p50_ms'))}", fmt_mb(c.get("size_bytes"))]
+    if c.get("accuracy") is not None:
+        drop = c.get("accuracy_drop")
+        parts.append(
+            f"accuracy {fmt_pct(c.get('accuracy'))}" + (f" (drop {100 * drop:.1f} points)" if drop is not None else "")
+        )
+    elif c.get("fidelity") is not None:
+        parts.append(f"fidelity {c.get('fidelity'):.3f}")
+    return ", ".join(parts)

@@ -1,0 +1,226 @@
+"""Search mode: set a device budget, search, and watch the Pareto front grow trial by trial.
+
+>>> from widgets.search_panel import SearchPanel
+>>> SearchPanel("digits-cnn")          # doctest: +SKIP
+
+The panel only calls the workbench's public API (``workbench.search``, ``workbench.charts``); the
+search runs on a background thread so the kernel still receives a Cancel click. Every trial redraws
+the trade-off chart (SVG rendered offline) and appends a row to the trials table.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+from typing import Any
+
+import ipywidgets as w
+
+from workbench import BenchConfig, CancelledError, LoadedModel, RunContext, RunStore, WorkbenchError
+from workbench.budget import Budget
+from workbench.charts import to_svg, tradeoff_chart
+from workbench.search import TRAINING_FAMILIES, SearchResult, SearchSpace, TrialRecord, search
+
+__all__ = ["SearchPanel"]
+
+
+def _limit(v: float) -> float | None:
+    return None if v is None or v <= 0 else float(v)
+
+
+def _p50(r: TrialRecord) -> str:
+    v = r.candidate.get("p50_ms") if r.candidate is not None else None
+    return "" if v is None else f"{v:.3g}"
+
+
+class SearchPanel(w.VBox):
+    """Budget inputs, a Search / Cancel pair, live progress, the trade-off chart and the trials table."""
+
+    def __init__(
+        self,
+        model: str | LoadedModel = "digits-cnn",
+        store: RunStore | str | None = None,
+        *,
+        bench: BenchConfig | None = None,
+        **load_kw: Any,
+    ):
+        from workbench.search import _default_families
+
+        self.model = model
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.bench = bench
+        self.load_kw = load_kw
+        self.result: SearchResult | None = None
+        self.records: list[TrialRecord] = []
+        self.redraws = 0
+        self._ctx: RunContext | None = None
+        self._thread: threading.Thread | None = None
+        style = {"description_width": "140px"}
+        self.max_latency = w.FloatText(0.0, description="max p50 (ms)", style=style, tooltip="0 = no latency limit")
+        self.max_size = w.FloatText(0.0, description="max size (MB)", style=style, tooltip="0 = no size limit")
+        self.max_drop = w.FloatText(
+            0.5,
+            description="max drop (points)",
+            style=style,
+            tooltip="accuracy points the candidate may lose; 0 = no limit",
+        )
+        self.threads = w.BoundedIntText(
+            min(2, os.cpu_count() or 1), min=1, max=256, description="device threads", style=style
+        )
+        self.trials = w.IntSlider(12, min=1, max=64, description="recipes to try", style=style)
+        fams = list(_default_families())
+        self.families = w.SelectMultiple(
+            options=fams,
+            value=tuple(f for f in fams if f not in TRAINING_FAMILIES),
+            rows=min(8, len(fams)),
+            description="families",
+            style=style,
+        )
+        self.executor = w.Dropdown(options=["local", "ray"], value="local", description="run on", style=style)
+        self.address = w.Text("", placeholder="host:port (ray only)", description="ray address", style=style)
+        self.run_button = w.Button(description="Search", button_style="primary", icon="search")
+        self.cancel_button = w.Button(description="Cancel", disabled=True, icon="stop")
+        self.progress = w.IntProgress(0, min=0, max=1, description="trials")
+        self.status = w.HTML("")
+        self.chart = w.HTML("")
+        self.table = w.HTML("")
+        self.run_button.on_click(lambda _: self.run())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        help_ = w.HTML(
+            '<div style="color:#555;font-size:12px">Best = the most accurate candidate that fits when a '
+            "latency limit is set, else the fastest that fits. Candidates already measured are reused; "
+            "a stopped search resumes where it left off.</div>"
+        )
+        form = w.VBox(
+            [
+                self.max_latency,
+                self.max_size,
+                self.max_drop,
+                self.threads,
+                self.trials,
+                self.families,
+                self.executor,
+                self.address,
+            ]
+        )
+        super().__init__(
+            [
+                help_,
+                form,
+                w.HBox([self.run_button, self.cancel_button, self.progress]),
+                self.status,
+                self.chart,
+                self.table,
+            ]
+        )
+
+    # ---- actions --------------------------------------------------------------------------------------
+    def budget(self) -> Budget:
+        drop = _limit(self.max_drop.value)
+        return Budget(
+            max_latency_ms=_limit(self.max_latency.value),
+            max_size_mb=_limit(self.max_size.value),
+            max_accuracy_drop=None if drop is None else drop / 100,
+            threads=int(self.threads.value),
+        )
+
+    def run(self, wait: bool = False) -> None:
+        """Start the search on a background thread (``wait=True`` blocks until it ends: scripts, tests)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        try:
+            budget = self.budget()
+            space = SearchSpace.default(list(self.families.value))
+        except WorkbenchError as e:
+            self._show(str(e), "error")
+            return
+        self.records, self.result, self.redraws = [], None, 0
+        self.progress.max, self.progress.value = int(self.trials.value), 0
+        self._ctx = RunContext()
+        self.run_button.disabled, self.cancel_button.disabled = True, False
+        self._show(f"Searching {space.size} recipes under {budget.describe()}…", "info")
+        self.chart.value, self.table.value = "", ""
+        self._thread = threading.Thread(target=self._work, args=(budget, space), daemon=True)
+        self._thread.start()
+        if wait:
+            self._thread.join()
+
+    def cancel(self) -> None:
+        if self._ctx is not None:
+            self._ctx.cancel()
+            self._show("Cancelling after the current step…", "warn")
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _work(self, budget: Budget, space: SearchSpace) -> None:
+        try:
+            self.result = search(
+                self.model,
+                budget,
+                space,
+                trials=int(self.trials.value),
+                store=self.store,
+                executor=self.executor.value,
+                address=self.address.value.strip() or None,
+                bench=self.bench,
+                ctx=self._ctx,
+                on_trial=self._on_trial,
+                **self.load_kw,
+            )
+            ok = self.result.best is not None
+            self._show(self.result.explain(), "ok" if ok else "warn")
+            self._draw(budget, self.result.best.id if ok else None)
+        except CancelledError:
+            self._show(
+                f"Cancelled: {len(self.records)} trial(s) kept in the run store; Search resumes the study.", "warn"
+            )
+        except WorkbenchError as e:
+            self._show(str(e), "error")
+        finally:
+            self.run_button.disabled, self.cancel_button.disabled = False, True
+
+    def _on_trial(self, rec: TrialRecord) -> None:
+        self.records.append(rec)
+        self.progress.value = min(self.progress.max, len(self.records))
+        self._draw(self.budget(), None)
+        self._show(f"trial {len(self.records)}/{self.progress.max}: {rec.recipe.name} — {rec.verdict}", "info")
+
+    # ---- drawing --------------------------------------------------------------------------------------
+    def _draw(self, budget: Budget, best_id: str | None) -> None:
+        cands = [r.candidate for r in self.records if r.candidate is not None]
+        base = self.result.baseline if self.result else None
+        if base is None:
+            base = (
+                next(
+                    (
+                        c
+                        for c in self.store.candidates(cands[0].model if cands else None)
+                        if c.recipe_name == "baseline"
+                    ),
+                    None,
+                )
+                if cands
+                else None
+            )
+        pool = {c.id: c for c in ([base] if base else []) + cands}
+        fits = [r.candidate.id for r in self.records if r.fits]
+        self.chart.value = to_svg(tradeoff_chart(list(pool.values()), budget, selected=[best_id] if best_id else fits))
+        self.redraws += 1
+        rows = "".join(
+            f"<tr><td>{r.number}</td><td>{html.escape(r.recipe.name)}</td><td>{_p50(r)}</td>"
+            f"<td>{html.escape(r.verdict)}</td></tr>"
+            for r in self.records
+        )
+        self.table.value = (
+            "<table class='wb-search-trials'><tr><th>trial</th><th>recipe</th><th>p50 ms</th>"
+            f"<th>verdict</th></tr>{rows}</table>"
+        )
+
+    def _show(self, text: str, kind: str) -> None:
+        color = {"info": "#333", "ok": "#2e7d32", "warn": "#b26a00", "error": "#c62828"}[kind]
+        self.status.value = (
+            f'<div class="wb-{kind}" style="color:{color}">{html.escape(text).replace(chr(10), "<br>")}</div>'
+        )
