@@ -34,12 +34,16 @@ from .models import LoadedModel, ModelInfo, from_module, list_models, load_model
 from .optimize import BASELINE, measure, optimize, run_baseline, run_recipe
 from .passes import (
     Cast,
+    Distill,
     DynamicInt8,
     Int4WeightOnly,
+    MagnitudePrune,
     OnnxExport,
     OnnxFp16,
     OrtOptimize,
+    QuantAwareTraining,
     StaticInt8,
+    StructuredPrune,
     registered_passes,
 )
 from .recipes import DEFAULT_RECIPES, Recipe, get_recipe, list_recipes, load_recipe, register_recipe
@@ -47,6 +51,10 @@ from .store import RunStore
 
 __all__ = [
     "__version__",
+    "Distill",
+    "MagnitudePrune",
+    "QuantAwareTraining",
+    "StructuredPrune",
     "Artifact",
     "onnx_artifact",
     "torch_artifact",
@@ -96,3 +104,5 @@ __all__ = [
     "register_recipe",
     "RunStore",
 ]
+
+from . import lm  # noqa: F401  # registers the bundled causal LM 'smollm2', its passes and lm-* recipes

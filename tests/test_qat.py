@@ -1,0 +1,58 @@
+"""Quantization-aware training: an INT8 ONNX model that recovers what post-training quantization loses."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+import workbench as wb
+from workbench.evaluate import predict
+from workbench.passes import PassJob, apply_pass
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("weight_bits", 1), ("weight_bits", 9), ("steps", -5), ("calibration_batches", 0), ("skip", ("",))],
+)
+def test_bad_values_name_the_field(field, value):
+    with pytest.raises(wb.ConfigError, match=f"'{field}' parameter of QuantAwareTraining must be"):
+        wb.QuantAwareTraining(**{field: value})
+
+
+def test_qat_recovers_accuracy_lost_by_ptq_at_2_bit_weights(digits_model):
+    """digits-cnn with 2-bit weights (int8 storage), uint8 activations: PTQ vs QAT on the same grid."""
+    import onnx
+
+    ptq = apply_pass(digits_model.baseline, wb.QuantAwareTraining(weight_bits=2, steps=0), PassJob(model=digits_model))
+    qat = apply_pass(
+        digits_model.baseline, wb.QuantAwareTraining(weight_bits=2, steps=150), PassJob(model=digits_model)
+    )
+    facts = qat.meta["qat"]
+    base_acc = predict(digits_model.baseline.runner(), digits_model.data.eval).argmax(-1)
+    base_acc = float((base_acc == digits_model.data.eval.labels).mean())
+    # both numbers are recorded; PTQ at 2 bits collapses, QAT gets most of it back
+    assert facts["ptq"]["accuracy"] == ptq.meta["qat"]["ptq"]["accuracy"] <= base_acc - 0.1
+    assert facts["qat"]["accuracy"] >= base_acc - 0.03
+    assert facts["accuracy_recovered"] >= 0.1
+    # the exported model is real INT8: int8 weight initializers, QDQ nodes, ~4x smaller
+    model = onnx.load(str(qat.path))
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["QuantizeLinear"] >= 4 and ops["DequantizeLinear"] >= 8
+    int8 = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert len(int8) == facts["weights_folded_to_int8"] == 4
+    assert qat.size_bytes() < 0.35 * digits_model.baseline.param_count() * 4
+    # ONNX Runtime scores what the fake-quantized PyTorch model scored
+    out = predict(qat.runner(), digits_model.data.eval)
+    ort_acc = float((out.argmax(-1) == digits_model.data.eval.labels).mean())
+    assert abs(ort_acc - facts["qat"]["accuracy"]) <= 0.01
+
+
+def test_qat_int8_through_optimize_keeps_accuracy(digits_model, store, fast_bench):
+    base, cand = wb.optimize(
+        digits_model, [wb.Recipe("qat8", (wb.QuantAwareTraining(steps=30),))], store=store, bench=fast_bench
+    )
+    assert cand.status == "ok", cand.error
+    assert cand.runtime == "onnxruntime" and cand.parent_id == base.id
+    assert cand.metrics["accuracy_drop"] <= 0.02 and cand.metrics["size_bytes"] < 0.35 * base.metrics["size_bytes"]
+    assert cand.notes["qat"]["weight_bits"] == 8 and "ptq" in cand.notes["qat"]
