@@ -1,0 +1,636 @@
+"""Profile first: where the time and the bytes go, layer by layer, against this machine's roofline.
+
+- :func:`profile` runs an ONNX model under ONNX Runtime's profiler (the graph as ORT runs it, after its
+  fusions) and returns one row per node: time, share, weight bytes, FLOPs, bytes moved, arithmetic
+  intensity, and whether the node is memory- or compute-bound on this machine.
+- :func:`machine_roofline` measures this machine's peak compute (a large FP32 MatMul in ORT) and
+  memory bandwidth (a large elementwise Add in ORT) at a thread count; cached per thread count.
+- :func:`why_no_speedup` explains a candidate that is not faster than its float reference: ops left
+  in float, unfused Quantize/Dequantize pairs, activations quantized at run time, sparsity that dense
+  kernels ignore, missing native 16-bit arithmetic, and fixed overhead that kernels cannot shrink.
+
+>>> prof = profile_model(load_model("digits-cnn"), threads=2)   # doctest: +SKIP
+>>> prof.frame[["node", "op_type", "share", "bound"]]          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .candidate import Candidate
+from .config import check_range
+from .env import cache_dir
+from .errors import ModelLoadError, WorkbenchError
+from .models import LoadedModel
+
+if TYPE_CHECKING:
+    import altair as alt
+    import pandas as pd
+
+__all__ = [
+    "Machine",
+    "machine_roofline",
+    "Profile",
+    "profile",
+    "profile_model",
+    "Finding",
+    "Explanation",
+    "why_no_speedup",
+    "roofline_chart",
+    "cli_register",
+]
+
+_MATMUL_LIKE = {
+    "MatMul",
+    "Gemm",
+    "FusedMatMul",
+    "FusedGemm",
+    "MatMulInteger",
+    "QLinearMatMul",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "QGemm",
+    "MatMulNBits",
+}
+_CONV_LIKE = {"Conv", "FusedConv", "ConvInteger", "QLinearConv", "NhwcFusedConv"}
+#: heavy ops that still compute in float after a quantization pass
+_FLOAT_HEAVY = {
+    "MatMul",
+    "Gemm",
+    "FusedMatMul",
+    "FusedGemm",
+    "Conv",
+    "FusedConv",
+    "Attention",
+    "MultiHeadAttention",
+    "NhwcFusedConv",
+}
+_QDQ = {"QuantizeLinear", "DequantizeLinear"}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Measured peak compute (GFLOP/s, FP32) and memory bandwidth (GB/s) at ``threads``."""
+
+    peak_gflops: float
+    bandwidth_gbs: float
+    threads: int
+
+    @property
+    def ridge(self) -> float:
+        """Arithmetic intensity (FLOP/byte) above which a kernel is compute-bound."""
+        return self.peak_gflops / self.bandwidth_gbs
+
+
+def _session(path: str | Path, threads: int, profile_prefix: str | None = None, prepack: bool = True):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if not prepack:  # prepacked weights vanish from the profiler's input shapes: turn it off to see them
+        so.add_session_config_entry("session.disable_prepacking", "1")
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _best_time(fn, reps: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def machine_roofline(threads: int | None = None, *, refresh: bool = False) -> Machine:
+    """Measure (once per thread count, then cached) this machine's FP32 peak and memory bandwidth in ORT."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    threads = threads or (os.cpu_count() or 1)
+    path = Path(cache_dir()) / f"roofline-{threads}t.json"
+    if path.exists() and not refresh:
+        return Machine(**json.loads(path.read_text()))
+    with tempfile.TemporaryDirectory() as d:
+        m, k, n = 512, 1024, 1024
+        g = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["c"])],
+            "mm",
+            [
+                helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k]),
+                helper.make_tensor_value_info("b", TensorProto.FLOAT, [k, n]),
+            ],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])],
+        )
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), f"{d}/mm.onnx")
+        s = _session(f"{d}/mm.onnx", threads)
+        a, b = np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)
+        peak = 2 * m * k * n / _best_time(lambda: s.run(None, {"a": a, "b": b}), 5) / 1e9
+        size = 16 * 1024 * 1024  # 64 MB per operand: far beyond any cache
+        g = helper.make_graph(
+            [helper.make_node("Add", ["x", "y"], ["z"])],
+            "add",
+            [
+                helper.make_tensor_value_info("x", TensorProto.FLOAT, [size]),
+                helper.make_tensor_value_info("y", TensorProto.FLOAT, [size]),
+            ],
+            [helper.make_tensor_value_info("z", TensorProto.FLOAT, [size])],
+        )
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), f"{d}/add.onnx")
+        s = _session(f"{d}/add.onnx", threads)
+        x = np.random.rand(size).astype(np.float32)
+        bw = 3 * 4 * size / _best_time(lambda: s.run(None, {"x": x, "y": x}), 5) / 1e9
+    mach = Machine(round(peak, 2), round(bw, 2), threads)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(mach.__dict__))
+    os.replace(tmp, path)
+    return mach
+
+
+_ITEMSIZE = {
+    "float": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "double": 8,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "int64": 8,
+    "uint64": 8,
+    "bool": 1,
+}
+
+
+def _shapes(arg: list) -> list[list[int]]:
+    out = []
+    for d in arg or []:
+        (dims,) = d.values() if d else ([],)
+        out.append([int(x) for x in dims])
+    return out
+
+
+def _nbytes(arg: list) -> int:
+    """Bytes of the tensors ORT lists for a node (prepacked weights included, unlike its parameter_size)."""
+    n = 0
+    for d in arg or []:
+        for typ, dims in d.items():
+            n += int(np.prod(dims)) * _ITEMSIZE.get(typ, 4) if dims else _ITEMSIZE.get(typ, 4)
+    return n
+
+
+def _flops(op: str, ins: list[list[int]], outs: list[list[int]]) -> float:
+    out_n = float(np.prod(outs[0])) if outs and outs[0] else 0.0
+    if op in _MATMUL_LIKE and ins and ins[0]:
+        return 2.0 * out_n * ins[0][-1]
+    if op in _CONV_LIKE and len(ins) > 1 and len(ins[1]) >= 3:
+        return 2.0 * out_n * float(np.prod(ins[1][1:]))
+    return out_n  # elementwise and data movement: about one operation per output value
+
+
+@dataclass
+class Profile:
+    """Per-node profile of one ONNX model. ``frame`` has one row per node of the graph ORT runs."""
+
+    path: str
+    machine: Machine
+    rows: list[dict[str, Any]]
+    runs: int
+    wall_ms: float  # median wall time of a profiled run, overhead included
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.rows)
+
+    @property
+    def kernel_ms(self) -> float:
+        return sum(r["time_us"] for r in self.rows) / 1e3
+
+    def by_op(self) -> list[dict[str, Any]]:
+        agg: dict[str, dict[str, Any]] = {}
+        for r in self.rows:
+            a = agg.setdefault(r["op_type"], {"op_type": r["op_type"], "nodes": 0, "time_us": 0.0, "param_bytes": 0})
+            a["nodes"] += 1
+            a["time_us"] += r["time_us"]
+            a["param_bytes"] += r["param_bytes"]
+        total = sum(a["time_us"] for a in agg.values()) or 1.0
+        for a in agg.values():
+            a["share"] = a["time_us"] / total
+        return sorted(agg.values(), key=lambda a: -a["time_us"])
+
+    def share(self, ops: set[str]) -> float:
+        total = sum(r["time_us"] for r in self.rows) or 1.0
+        return sum(r["time_us"] for r in self.rows if r["op_type"] in ops) / total
+
+    def chart(self) -> alt.LayerChart:
+        return roofline_chart(self)
+
+
+def profile(
+    path: str | Path,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    threads: int | None = None,
+    runs: int = 20,
+    machine: Machine | None = None,
+) -> Profile:
+    """Profile the ONNX model at ``path`` on ``inputs`` (batch 1 for latency questions)."""
+    check_range("profile", "runs", runs, 1, 10_000, integer=True)
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"profile needs an ONNX file; there is none at {path}.")
+    threads = threads or (os.cpu_count() or 1)
+    machine = machine or machine_roofline(threads)
+    with tempfile.TemporaryDirectory() as d:
+        # one run without weight prepacking gives every node's full input shapes (weights included) ...
+        s = _session(path, threads, profile_prefix=f"{d}/shapes", prepack=False)
+        s.run(None, _feed(s, inputs))
+        shapes = {e["name"]: e.get("args", {}) for e in _node_events(s.end_profiling())}
+        # ... and the timed runs use the session as it normally runs
+        s = _session(path, threads, profile_prefix=f"{d}/prof")
+        feed = _feed(s, inputs)
+        for _ in range(3):  # warm-up (allocations, kernel choice) before the profiled runs count
+            s.run(None, feed)
+        walls = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            s.run(None, feed)
+            walls.append((time.perf_counter() - t0) * 1e3)
+        events = _node_events(s.end_profiling())
+    per: dict[str, dict[str, Any]] = {}
+    for e in events:
+        a = {
+            **e.get("args", {}),
+            **{
+                k: v
+                for k, v in shapes.get(e["name"], {}).items()
+                if k in ("input_type_shape", "output_type_shape", "activation_size")
+            },
+        }
+        name = e["name"][: -len("_kernel_time")]
+        ins, outs = a.get("input_type_shape"), a.get("output_type_shape")
+        r = per.setdefault(
+            name,
+            {
+                "node": name,
+                "op_type": a.get("op_name", "?"),
+                "durs": [],
+                "param_bytes": max(0, _nbytes(ins) - int(a.get("activation_size", 0))),
+                "bytes": _nbytes(ins) + _nbytes(outs),
+                "flops": _flops(a.get("op_name", ""), _shapes(ins), _shapes(outs)),
+            },
+        )
+        r["durs"].append(float(e.get("dur", 0)))
+    rows = []
+    warm_calls = 3
+    for r in per.values():
+        durs = r.pop("durs")[warm_calls:] or [0.0]  # the first runs are warm-up
+        t = float(np.median(durs))
+        ai = r["flops"] / r["bytes"] if r["bytes"] else 0.0
+        attainable = min(machine.peak_gflops, ai * machine.bandwidth_gbs)
+        rows.append(
+            {
+                **r,
+                "time_us": t,
+                "intensity": ai,
+                "attainable_gflops": attainable,
+                "achieved_gflops": r["flops"] / (t * 1e3) if t else 0.0,
+                "bound": "compute-bound" if ai >= machine.ridge else "memory-bound",
+            }
+        )
+    total = sum(r["time_us"] for r in rows) or 1.0
+    for r in rows:
+        r["share"] = r["time_us"] / total
+    rows.sort(key=lambda r: -r["time_us"])
+    return Profile(str(path), machine, rows, runs, float(np.median(walls)))
+
+
+def _node_events(trace_path: str) -> list[dict]:
+    events = json.loads(Path(trace_path).read_text())
+    Path(trace_path).unlink(missing_ok=True)
+    return [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+
+
+def _feed(sess, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    types = {
+        "tensor(int64)": np.int64,
+        "tensor(int32)": np.int32,
+        "tensor(float)": np.float32,
+        "tensor(float16)": np.float16,
+        "tensor(bool)": np.bool_,
+    }
+    feed = {}
+    for i in sess.get_inputs():
+        if i.name not in inputs:
+            raise WorkbenchError(
+                f"profile: the model needs input {i.name!r}; the inputs given are {', '.join(inputs) or '(none)'}."
+            )
+        dt = types.get(i.type)
+        feed[i.name] = np.ascontiguousarray(inputs[i.name] if dt is None else inputs[i.name].astype(dt))
+    return feed
+
+
+def profile_model(
+    model: LoadedModel, candidate: Candidate | None = None, *, threads: int | None = None, runs: int = 20
+) -> Profile:
+    """Profile the model's baseline (exported to ONNX when it is a PyTorch model) or an ONNX candidate."""
+    inputs = model.bench_inputs()
+    if candidate is not None:
+        if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
+            raise WorkbenchError(
+                f"Candidate {candidate.id} ({candidate.recipe_name}) is a {candidate.runtime} model: "
+                "profile works on ONNX candidates; profile its ONNX sibling instead."
+            )
+        return profile(candidate.artifact_path, inputs, threads=threads, runs=runs)
+    if model.baseline.kind == "onnx":
+        return profile(model.baseline.path, inputs, threads=threads, runs=runs)
+    from .passes import OnnxExport, PassJob, apply_pass
+
+    with tempfile.TemporaryDirectory() as d:
+        art = apply_pass(model.baseline, OnnxExport(), PassJob(model=model, workdir=Path(d), threads=threads))
+        return profile(art.path, inputs, threads=threads, runs=runs)
+
+
+def roofline_chart(prof: Profile) -> alt.LayerChart:
+    """Log-log roofline: each node at (arithmetic intensity, achieved GFLOP/s), with the machine's roof."""
+    import altair as alt
+
+    m = prof.machine
+    pts = [
+        {k: r[k] for k in ("node", "op_type", "intensity", "achieved_gflops", "time_us", "bound", "share")}
+        for r in prof.rows
+        if r["intensity"] > 0 and r["achieved_gflops"] > 0
+    ]
+    lo = min([p["intensity"] for p in pts] + [m.ridge / 100])
+    hi = max([p["intensity"] for p in pts] + [m.ridge * 10])
+    roof = [{"intensity": x, "gflops": min(m.peak_gflops, x * m.bandwidth_gbs)} for x in (lo, m.ridge, hi)]
+    line = (
+        alt.Chart(alt.Data(values=roof))
+        .mark_line(color="#333")
+        .encode(
+            x=alt.X("intensity:Q", scale=alt.Scale(type="log"), title="arithmetic intensity (FLOP/byte)"),
+            y=alt.Y("gflops:Q", scale=alt.Scale(type="log"), title="GFLOP/s"),
+        )
+    )
+    dots = (
+        alt.Chart(alt.Data(values=pts))
+        .mark_circle()
+        .encode(
+            x="intensity:Q",
+            y="achieved_gflops:Q",
+            size=alt.Size("time_us:Q", title="time (µs)"),
+            color=alt.Color("bound:N", title="bound"),
+            tooltip=["node:N", "op_type:N", "time_us:Q", "intensity:Q", "achieved_gflops:Q", "bound:N"],
+        )
+    )
+    return (line + dots).properties(
+        title=f"Roofline: peak {m.peak_gflops:g} GFLOP/s, {m.bandwidth_gbs:g} GB/s, {m.threads} threads",
+        width=420,
+        height=260,
+    )
+
+
+# ---- why no speed-up? --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # float-ops | qdq | dynamic-quant | slow-kernels | sparsity | no-native-16bit | overhead | casts
+    message: str
+    share: float | None = None  # share of kernel time concerned (or of weights, for sparsity)
+
+
+@dataclass
+class Explanation:
+    candidate_id: str
+    reference_id: str
+    speedup: float | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def faster(self) -> bool:
+        return self.speedup is not None and self.speedup > 1.05
+
+    def kinds(self) -> set[str]:
+        return {f.kind for f in self.findings}
+
+    def __str__(self) -> str:
+        sp = "unknown" if self.speedup is None else f"{self.speedup:.3g}x"
+        head = f"Candidate {self.candidate_id} is {sp} the speed of {self.reference_id}" + (
+            ": it is faster." if self.faster else ": no real speed-up. Why:"
+        )
+        body = [f"  - {f.message}" for f in self.findings] or [
+            "  - nothing in the graph explains it; measure again on a quiet machine"
+        ]
+        return "\n".join([head, *body])
+
+
+def _zero_share(path: str) -> tuple[float, int]:
+    import onnx
+    from onnx import numpy_helper
+
+    from .sensitivity import weight_layers
+
+    m = onnx.load(path)
+    inits = {i.name: i for i in m.graph.initializer}
+    zeros = total = 0
+    for lay in weight_layers(m, "prune"):
+        w = numpy_helper.to_array(inits[lay["weight"]])
+        if w.dtype.kind == "f":
+            zeros += int((w == 0).sum())
+            total += w.size
+    return (zeros / total if total else 0.0), total
+
+
+def why_no_speedup(
+    candidate: Candidate,
+    reference: Candidate,
+    model: LoadedModel | None = None,
+    *,
+    threads: int | None = None,
+    runs: int = 20,
+) -> Explanation:
+    """Findings on why ``candidate`` is (or is not) faster than ``reference`` (e.g. the FP32 ONNX export).
+
+    Always returns every finding; ``faster`` says whether an explanation was needed at all.
+    """
+    a, b = candidate.get("p50_ms"), reference.get("p50_ms")
+    exp = Explanation(candidate.id, reference.id, (b / a) if a and b else None)
+    notes = candidate.notes or {}
+    if notes.get("native_hw") is False:
+        exp.findings.append(
+            Finding(
+                "no-native-16bit",
+                f"this CPU has no native {notes.get('precision')} arithmetic: "
+                "the 16-bit weights are converted on the fly, so the model is smaller, not faster",
+            )
+        )
+    if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
+        return exp
+    if model is None:
+        raise WorkbenchError("why_no_speedup needs the model (for its inputs) to profile an ONNX candidate.")
+    threads = threads or candidate.threads
+    prof = profile(candidate.artifact_path, model.bench_inputs(), threads=threads, runs=runs)
+    quantized = any(
+        r["op_type"]
+        in (
+            "MatMulInteger",
+            "ConvInteger",
+            "QLinearMatMul",
+            "QLinearConv",
+            "MatMulNBits",
+            "DynamicQuantizeMatMul",
+            "MatMulIntegerToFloat",
+            "QGemm",
+            "QuantizeLinear",
+        )
+        for r in prof.rows
+    )
+    heavy = [r for r in prof.rows if r["op_type"] in _FLOAT_HEAVY]
+    if quantized and heavy:
+        share = sum(r["share"] for r in heavy)
+        names = ", ".join(r["node"] for r in heavy[:3])
+        exp.findings.append(
+            Finding(
+                "float-ops",
+                f"{len(heavy)} compute op(s) were left in float and take "
+                f"{100 * share:.0f}% of kernel time (e.g. {names})",
+                share,
+            )
+        )
+    qdq = [r for r in prof.rows if r["op_type"] in _QDQ]
+    if qdq:
+        share = sum(r["share"] for r in qdq)
+        exp.findings.append(
+            Finding(
+                "qdq",
+                f"{len(qdq)} QuantizeLinear/DequantizeLinear node(s) were not fused into "
+                f"integer kernels and take {100 * share:.0f}% of kernel time",
+                share,
+            )
+        )
+    dq = [r for r in prof.rows if r["op_type"] == "DynamicQuantizeLinear"]
+    if dq:
+        share = sum(r["share"] for r in dq)
+        exp.findings.append(
+            Finding(
+                "dynamic-quant",
+                f"activations are quantized at run time by {len(dq)} "
+                f"DynamicQuantizeLinear node(s), {100 * share:.0f}% of kernel time: on small "
+                "layers that costs more than the integer kernel saves",
+                share,
+            )
+        )
+    casts = [r for r in prof.rows if r["op_type"] == "Cast"]
+    if casts and sum(r["share"] for r in casts) > 0.05:
+        share = sum(r["share"] for r in casts)
+        exp.findings.append(
+            Finding(
+                "casts",
+                f"{len(casts)} Cast node(s) convert between precisions and take {100 * share:.0f}% of kernel time",
+                share,
+            )
+        )
+    if reference.runtime == "onnxruntime" and reference.artifact_path:
+        ref = profile(reference.artifact_path, model.bench_inputs(), threads=threads, runs=runs)
+        for label, ops in (("Conv", _CONV_LIKE), ("MatMul/Gemm", _MATMUL_LIKE)):
+            mine = [r for r in prof.rows if r["op_type"] in ops]
+            t_new, t_ref = sum(r["time_us"] for r in mine), sum(r["time_us"] for r in ref.rows if r["op_type"] in ops)
+            if mine and t_ref > 0 and t_new > 1.1 * t_ref:
+                kinds = ", ".join(sorted({r["op_type"] for r in mine}))
+                exp.findings.append(
+                    Finding(
+                        "slow-kernels",
+                        f"the {label} layers now run as {kinds} and take {t_new:.0f} µs against "
+                        f"{t_ref:.0f} µs in float: ORT has no faster kernel for them on this CPU (e.g. ConvInteger is a "
+                        "reference implementation; static QDQ INT8 maps Conv to QLinearConv instead)",
+                        t_new / t_ref,
+                    )
+                )
+    zshare, n = _zero_share(candidate.artifact_path)
+    if zshare >= 0.2:
+        exp.findings.append(
+            Finding(
+                "sparsity",
+                f"{100 * zshare:.0f}% of the {n} float weights are zero, but ORT's "
+                "dense MatMul/Conv kernels multiply the zeros anyway: unstructured sparsity saves "
+                "nothing without sparse kernels; prune whole channels/heads instead",
+                zshare,
+            )
+        )
+    if prof.wall_ms > 0 and prof.kernel_ms / prof.wall_ms < 0.5:
+        exp.findings.append(
+            Finding(
+                "overhead",
+                f"kernels account for only {100 * prof.kernel_ms / prof.wall_ms:.0f}% "
+                f"of a {prof.wall_ms:.3g} ms run: fixed per-call overhead dominates this small "
+                "model, so faster kernels barely show",
+                prof.kernel_ms / prof.wall_ms,
+            )
+        )
+    return exp
+
+
+# ---- CLI -----------------------------------------------------------------------------------------------
+def _cmd_profile(args) -> int:
+    from .cli import format_table
+    from .models import load_model
+    from .store import RunStore
+
+    kw = {"n_eval": args.n_eval} if args.n_eval else {}
+    model = load_model(args.model, **kw)
+    store = RunStore(args.store)
+    cand = store.get(args.candidate) if args.candidate else None
+    prof = profile_model(model, cand, threads=args.threads, runs=args.runs)
+    m = prof.machine
+    print(
+        f"machine: {m.peak_gflops:g} GFLOP/s FP32 peak, {m.bandwidth_gbs:g} GB/s, ridge {m.ridge:.2f} FLOP/byte, "
+        f"{m.threads} threads"
+    )
+    rows = [
+        {
+            "node": r["node"][-50:],
+            "op": r["op_type"],
+            "time us": f"{r['time_us']:.1f}",
+            "share": f"{100 * r['share']:.1f}%",
+            "weights KB": f"{r['param_bytes'] / 1e3:.1f}",
+            "FLOP/byte": f"{r['intensity']:.2f}",
+            "GFLOP/s": f"{r['achieved_gflops']:.2f}",
+            "bound": r["bound"],
+        }
+        for r in prof.rows[: args.top]
+    ]
+    print(format_table(rows))
+    print(f"\nkernels {prof.kernel_ms:.3f} ms of a {prof.wall_ms:.3f} ms run")
+    if cand is not None and args.against:
+        print()
+        print(why_no_speedup(cand, store.get(args.against), model, threads=args.threads))
+    return 0
+
+
+def cli_register(sub) -> None:
+    s = sub.add_parser("profile", help="per-layer time/size breakdown and roofline; why a candidate is not faster")
+    s.add_argument("model")
+    s.add_argument("--candidate", default=None, help="profile this candidate id instead of the baseline")
+    s.add_argument("--against", default=None, help="reference candidate id: explain why there is no speed-up")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--runs", type=int, default=20)
+    s.add_argument("--top", type=int, default=25, help="rows to show")
+    s.add_argument("--n-eval", type=int, default=None)
+    s.set_defaults(func=_cmd_profile)
