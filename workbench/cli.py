@@ -35,6 +35,10 @@ def _fmt(v, spec: str = ".3g", scale: float = 1.0) -> str:
 
 
 def candidate_rows(cands) -> list[dict[str, str]]:
+    if any(c.metrics.get("perplexity") is not None for c in cands):  # causal LMs: perplexity and tokens/s
+        from .lm.report import lm_candidate_rows
+
+        return lm_candidate_rows(cands)
     rows = []
     for c in cands:
         m = c.metrics

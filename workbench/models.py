@@ -119,6 +119,10 @@ def load_model(
     if name in _REGISTRY:
         return _REGISTRY[name][1](n_eval=n_eval, seed=seed, **kwargs)
     p = Path(name).expanduser()
+    if p.suffix == ".gguf":  # llama.cpp weights: dequantized once by the causal-LM loader
+        from . import lm
+
+        return lm.load_causal_lm(str(p), n_eval=n_eval, seed=seed, **kwargs)
     if p.suffix == ".onnx" or (p.is_file() and not p.is_dir()):
         return _load_onnx_file(p, data=data, n_eval=n_eval, seed=seed)
     if p.is_dir():
