@@ -70,6 +70,16 @@ def optimum_anchor(model_path: str, workdir: Path, threads: int):
     return run, onnx_file.stat().st_size
 
 
+def _torch_candidate(model, cand):
+    """Rebuild a torch candidate (a cast) from the baseline module for the interleaved timing."""
+    from workbench.passes import PassJob, apply_pass
+
+    art = model.baseline
+    for step in [wb.PassConfig.from_dict(s) for s in cand.recipe["steps"]]:
+        art = apply_pass(art, step, PassJob(model=model))
+    return art
+
+
 def row(name, m, base):
     return {
         "variant": name,
@@ -87,7 +97,8 @@ def row(name, m, base):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=200, help="timed runs per variant, spread over --rounds")
+    ap.add_argument("--rounds", type=int, default=10, help="round-robin rounds for the side-by-side timing")
     ap.add_argument("--n-eval", type=int, default=None, help="eval articles (default: all 667)")
     ap.add_argument("--out", default=str(HERE / "results" / "minilm.json"))
     args = ap.parse_args()
@@ -114,6 +125,32 @@ def main() -> int:
             rows.append(r)
         else:
             rows.append({"variant": f"workbench {c.recipe_name}", "error": c.error})
+
+    # Latency side by side: every variant timed round-robin (rounds x runs each) so that a slow moment
+    # of a shared machine hits all of them alike; p50/p90 pooled over all rounds.
+    runners = {"torch FP32 eager (baseline)": model.baseline.runner(args.threads),
+               "optimum ORTQuantizer avx512_vnni dynamic (anchor)": run}
+    for c in cands[1:]:
+        if c.ok:
+            art = (wb.onnx_artifact(Path(c.artifact_path)) if c.runtime == "onnxruntime"
+                   else _torch_candidate(model, c))
+            runners[f"workbench {c.recipe_name}"] = art.runner(args.threads)
+    samples = {k: [] for k in runners}
+    per_round = wb.BenchConfig(warmup=5, runs=max(1, args.runs // args.rounds), threads=args.threads)
+    for _ in range(args.rounds):
+        for k, r in runners.items():
+            samples[k].extend(benchmark(r, model.bench_inputs(), per_round).samples_ms)
+    for r in rows:
+        if r["variant"] in samples:
+            s = np.asarray(samples[r["variant"]])
+            r["p50_ms"], r["p90_ms"] = float(np.percentile(s, 50)), float(np.percentile(s, 90))
+    eager = rows[0]["p50_ms"]
+    anchor["speedup_vs_eager"] = eager / anchor["p50_ms"]
+    for r in rows:
+        if "error" not in r:
+            r["speedup_vs_eager"] = eager / r["p50_ms"]
+            if r is not rows[0] and r is not anchor:
+                r["speedup_vs_anchor"] = anchor["p50_ms"] / r["p50_ms"]
 
     ok = [r for r in rows[2:] if "error" not in r and r["cosine"] >= 0.99 and r["accuracy_drop_pts"] <= 0.5]
     best = min(ok, key=lambda r: r["p50_ms"]) if ok else None
