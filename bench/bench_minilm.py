@@ -128,12 +128,13 @@ def main() -> int:
 
     # Latency side by side: every variant timed round-robin (rounds x runs each) so that a slow moment
     # of a shared machine hits all of them alike; p50/p90 pooled over all rounds.
-    runners = {"torch FP32 eager (baseline)": model.baseline.runner(args.threads),
-               "optimum ORTQuantizer avx512_vnni dynamic (anchor)": run}
+    runners = {
+        "torch FP32 eager (baseline)": model.baseline.runner(args.threads),
+        "optimum ORTQuantizer avx512_vnni dynamic (anchor)": run,
+    }
     for c in cands[1:]:
         if c.ok:
-            art = (wb.onnx_artifact(Path(c.artifact_path)) if c.runtime == "onnxruntime"
-                   else _torch_candidate(model, c))
+            art = wb.onnx_artifact(Path(c.artifact_path)) if c.runtime == "onnxruntime" else _torch_candidate(model, c)
             runners[f"workbench {c.recipe_name}"] = art.runner(args.threads)
     samples = {k: [] for k in runners}
     per_round = wb.BenchConfig(warmup=5, runs=max(1, args.runs // args.rounds), threads=args.threads)

@@ -11,7 +11,9 @@ from workbench.passes import PassJob, apply_pass
 
 @pytest.fixture(scope="module")
 def digits_onnx(digits_model, tmp_path_factory):
-    return apply_pass(digits_model.baseline, wb.OnnxExport(), PassJob(model=digits_model, workdir=tmp_path_factory.mktemp("e")))
+    return apply_pass(
+        digits_model.baseline, wb.OnnxExport(), PassJob(model=digits_model, workdir=tmp_path_factory.mktemp("e"))
+    )
 
 
 def _score(model, art):
@@ -37,7 +39,9 @@ def test_static_int8_methods_and_formats(digits_model, digits_onnx, tmp_path, ca
 
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per-channel", "per-tensor"])
 def test_dynamic_int8_granularity(digits_model, digits_onnx, tmp_path, per_channel):
-    out = apply_pass(digits_onnx, wb.DynamicInt8(per_channel=per_channel), PassJob(model=digits_model, workdir=tmp_path))
+    out = apply_pass(
+        digits_onnx, wb.DynamicInt8(per_channel=per_channel), PassJob(model=digits_model, workdir=tmp_path)
+    )
     assert out.meta["granularity"] == ("per-channel" if per_channel else "per-tensor")
     assert _score(digits_model, out)["agreement"] >= 0.95
 

@@ -13,7 +13,20 @@ from .prune import MagnitudePrune, StructuredPrune
 from .qat import QuantAwareTraining
 
 __all__ = [
-    "OnnxExport", "OrtOptimize", "Cast", "OnnxFp16", "DynamicInt8", "StaticInt8", "Int4WeightOnly",
-    "Distill", "MagnitudePrune", "StructuredPrune", "QuantAwareTraining",
-    "PassJob", "apply_pass", "register_pass", "registered_passes", "sensitive_matmuls",
+    "OnnxExport",
+    "OrtOptimize",
+    "Cast",
+    "OnnxFp16",
+    "DynamicInt8",
+    "StaticInt8",
+    "Int4WeightOnly",
+    "Distill",
+    "MagnitudePrune",
+    "StructuredPrune",
+    "QuantAwareTraining",
+    "PassJob",
+    "apply_pass",
+    "register_pass",
+    "registered_passes",
+    "sensitive_matmuls",
 ]
