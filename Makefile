@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 # the workbench caches trained heads / small models here; keep it inside the checkout
 export WORKBENCH_CACHE ?= $(CURDIR)/.workbench/cache
 
-.PHONY: demo test lint bench install install-test browser clean
+.PHONY: demo test lint bench bench-all install install-test browser clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,13 @@ test: install-test lint
 
 bench: install
 	$(BIN)/python bench/bench_minilm.py
+
+# the other benches, one at a time (each wants a quiet machine: ratios are measured side by side)
+bench-all: bench
+	$(BIN)/python bench/bench_compress.py
+	$(BIN)/python bench/bench_lm.py
+	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_panels.py
 
 clean:
 	rm -rf .workbench reports test-artifacts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,32 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WORKBENCH_CACHE", str(ROOT / ".workbench" / "cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
 ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+# Debian's chromium (`make test` installs it): Playwright's own browser download cannot work offline
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+# pytest-playwright's browser fixtures are session-scoped: override them here, at the top, so every test
+# that launches a browser (the dashboard e2e test, the report check) gets the system chromium
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 2400}}
 
 
 @pytest.fixture(scope="session")

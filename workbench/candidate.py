@@ -79,6 +79,11 @@ class Candidate:
             "cosine": m.get("cosine"),
             "agreement": m.get("agreement"),
             "speedup": m.get("speedup"),
+            # causal LMs (None for other tasks)
+            "perplexity": m.get("perplexity"),
+            "perplexity_ci": m.get("perplexity_ci"),
+            "tokens_per_s": m.get("tokens_per_s"),
+            "prefill_ms": m.get("prefill_ms"),
             "threads": self.threads,
             "error": self.error,
             "created_at": self.created_at,
