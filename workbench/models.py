@@ -389,8 +389,12 @@ def _load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedMo
         module.load_state_dict(load_file(path))
     else:
         prev = torch.get_num_threads()
-        train_classifier(module, data.train, seed=seed)
-        torch.set_num_threads(prev)
+        # one thread: the same float reductions in the same order, so every machine trains the same weights
+        torch.set_num_threads(1)
+        try:
+            train_classifier(module, data.train, seed=seed)
+        finally:
+            torch.set_num_threads(prev)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
         os.replace(tmp, path)
