@@ -21,20 +21,24 @@ def test_bad_values_name_the_field(field, value):
 
 
 def test_qat_recovers_accuracy_lost_by_ptq_at_2_bit_weights(digits_model):
-    """digits-cnn with 2-bit weights (int8 storage), uint8 activations: PTQ vs QAT on the same grid."""
+    """digits-cnn with 2-bit per-tensor weights (int8 storage), uint8 activations: PTQ vs QAT on the same grid.
+
+    One scale per tensor on a 4-level grid wipes out post-training quantization; fine-tuning with the
+    quantizer in the loop wins most of it back. (Per-channel 2-bit PTQ keeps 0.72-0.95 depending on the
+    trained weights, too close to call in a test.)
+    """
     import onnx
 
-    ptq = apply_pass(digits_model.baseline, wb.QuantAwareTraining(weight_bits=2, steps=0), PassJob(model=digits_model))
-    qat = apply_pass(
-        digits_model.baseline, wb.QuantAwareTraining(weight_bits=2, steps=150), PassJob(model=digits_model)
-    )
+    cfg = {"weight_bits": 2, "per_channel": False}
+    ptq = apply_pass(digits_model.baseline, wb.QuantAwareTraining(**cfg, steps=0), PassJob(model=digits_model))
+    qat = apply_pass(digits_model.baseline, wb.QuantAwareTraining(**cfg, steps=300), PassJob(model=digits_model))
     facts = qat.meta["qat"]
     base_acc = predict(digits_model.baseline.runner(), digits_model.data.eval).argmax(-1)
     base_acc = float((base_acc == digits_model.data.eval.labels).mean())
     # both numbers are recorded; PTQ at 2 bits collapses, QAT gets most of it back
-    assert facts["ptq"]["accuracy"] == ptq.meta["qat"]["ptq"]["accuracy"] <= base_acc - 0.1
-    assert facts["qat"]["accuracy"] >= base_acc - 0.03
-    assert facts["accuracy_recovered"] >= 0.1
+    assert facts["ptq"]["accuracy"] == ptq.meta["qat"]["ptq"]["accuracy"] <= base_acc - 0.3
+    assert facts["qat"]["accuracy"] >= facts["ptq"]["accuracy"] + 0.5
+    assert facts["accuracy_recovered"] >= 0.5
     # the exported model is real INT8: int8 weight initializers, QDQ nodes, ~4x smaller
     model = onnx.load(str(qat.path))
     ops = Counter(n.op_type for n in model.graph.node)
