@@ -7,7 +7,6 @@ test has clicked: events, not sleeps.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 
 import pytest
@@ -255,16 +254,6 @@ def test_pass_failing_midway_is_shown(digits_model, fast_bench, store):
         wb.close()
 
 
-HAVE_REPORT = importlib.util.find_spec("workbench.report") is not None
-
-
-@pytest.mark.skipif(HAVE_REPORT, reason="workbench.report exists: see test_export_report_writes_html")
-def test_export_report_says_unavailable(wb):
-    wb.run_panel.report_button.click()
-    assert "not available in this version" in wb.run_panel.error.text
-
-
-@pytest.mark.skipif(not HAVE_REPORT, reason="needs workbench.report")
 def test_export_report_writes_html(wb, tmp_path):
     wb.report_dir = tmp_path / "reports"
     wb.quantization.precision.value = "int8-dynamic"
