@@ -29,6 +29,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need Debian's chromium: skip them, with the reason, where it is not installed."""
+    if HAVE_CHROMIUM:
+        return
+    skip = pytest.mark.skip(reason=f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    for item in items:
+        if {"page", "browser", "launch_browser"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(skip)
+
+
 # pytest-playwright's browser fixtures are session-scoped: override them here, at the top, so every test
 # that launches a browser (the dashboard e2e test, the report check) gets the system chromium
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import re
 from pathlib import Path
 
@@ -15,19 +14,6 @@ from workbench.env import fingerprint
 from workbench.errors import ConfigError
 from workbench.report import DEFAULT_TEMPLATE, _parse_value, run_report, template_parameters
 
-CHROMIUM = "/usr/bin/chromium"
-# the flags that work for Debian's chromium here (shared FIELD notes)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 RECIPES = ["ort-fp32", "ort-int8-dynamic"]
 SECTIONS = ("Optimization report", "Candidates", "Recipes", "Charts", "Budget verdict", "Environment")
 
@@ -244,10 +230,9 @@ def test_cli_values_parse(text, value):
     assert _parse_value(text) == value
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM}")
 def test_report_in_headless_chromium(report, launch_browser, test_artifacts):
     res, _, _ = report
-    browser = launch_browser(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    browser = launch_browser(headless=True)  # system chromium and its flags: tests/conftest.py
     try:
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         remote: list[str] = []

@@ -3,18 +3,13 @@ digits-cnn, slide the precision to INT8 dynamic, press Run, and watch the new po
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs chromium (apt-get install chromium)"),
 ]
 
 POINT_RE = re.compile(r"aria-label=\"[^\"]*?role: (\w+);[^\"]*?runtime: (\w+); recipe: ([^;\"]+); id: (\w+)")
