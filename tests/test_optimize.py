@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -123,6 +125,52 @@ def test_minilm_int8_keeps_accuracy(minilm_model, store, fast_bench):
     assert dyn.metrics["accuracy_drop"] <= 0.02
     assert dyn.metrics["size_bytes"] < 0.3 * base.metrics["size_bytes"]
     assert dyn.notes["fused_ops"]["Attention"] == 6  # transformer fusions applied before quantizing
+
+
+@pytest.mark.slow
+def test_minilm_fusions_keep_residual_layernorm_apart_and_onnxruntime_honours_it(minilm_model, tmp_path):
+    """ORT's CPU SkipLayerNormalization is slower than Add + LayerNormalization: the fused graph keeps them
+    apart, carries a load hint, and every session the workbench opens (runner, profiler, bundle) applies it."""
+    import json
+
+    import onnx
+
+    from workbench.artifact import session_hints
+    from workbench.passes import PassJob, apply_pass
+
+    def job():  # each pass writes into its own folder
+        return PassJob(model=minilm_model)
+
+    exported = apply_pass(minilm_model.baseline, wb.OnnxExport(), job())
+    split = apply_pass(exported, wb.OrtOptimize(), job())
+    fused = apply_pass(exported, wb.OrtOptimize(skip_layernorm=True), job())
+    ops = lambda a: Counter(n.op_type for n in onnx.load(str(a.path)).graph.node)
+    assert ops(split)["SkipLayerNormalization"] == 0 and ops(split)["LayerNormalization"] == 12
+    assert ops(fused)["SkipLayerNormalization"] == 12
+    assert session_hints(split.path) == {"disabled_optimizers": ["SkipLayerNormFusion"]}
+    assert session_hints(fused.path) == {"disabled_optimizers": []}
+    # the hint survives quantization, and both graphs compute the same embeddings
+    q = apply_pass(split, wb.DynamicInt8(), job())
+    assert session_hints(q.path)["disabled_optimizers"] == ["SkipLayerNormFusion"]
+    inputs = minilm_model.bench_inputs()
+    np.testing.assert_allclose(split.runner(1)(inputs), fused.runner(1)(inputs), atol=1e-4)
+    # ONNX Runtime really loads it unfused: its own optimized graph has no SkipLayerNormalization
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "as_loaded.onnx")
+    ort.InferenceSession(str(split.path), so, providers=["CPUExecutionProvider"], **session_hints(split.path))
+    assert (
+        Counter(n.op_type for n in onnx.load(str(tmp_path / "as_loaded.onnx")).graph.node)["SkipLayerNormalization"]
+        == 0
+    )
+    # and a device bundle carries the hint to the device
+    store = wb.RunStore(tmp_path / "runs.sqlite")
+    _, cand = wb.optimize(minilm_model, ["ort-optimized"], store=store, bench=wb.BenchConfig(warmup=1, runs=2))
+    from workbench.bundle import export_bundle
+
+    out = export_bundle(cand, tmp_path / "bundle", minilm_model)
+    assert json.loads((out / "manifest.json").read_text())["disabled_optimizers"] == ["SkipLayerNormFusion"]
 
 
 @pytest.mark.slow

@@ -17,7 +17,17 @@ import numpy as np
 
 from .errors import ModelLoadError
 
-__all__ = ["Artifact", "Runner", "onnx_artifact", "torch_artifact", "file_sha256", "dir_size"]
+__all__ = [
+    "Artifact",
+    "Runner",
+    "onnx_artifact",
+    "torch_artifact",
+    "file_sha256",
+    "dir_size",
+    "ort_session",
+    "session_hints",
+    "set_session_hints",
+]
 
 Runner = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
@@ -153,7 +163,40 @@ def _torch_runner(module, input_names: tuple[str, ...], threads: int | None) -> 
     return run
 
 
-def _ort_runner(path: Path, threads: int | None) -> Runner:
+#: metadata key of an ONNX model listing ORT graph optimizers that must stay off when it is loaded
+_DISABLED_OPTIMIZERS = "workbench.ort.disabled_optimizers"
+
+
+def set_session_hints(model, *, disabled_optimizers: tuple[str, ...] = ()) -> None:
+    """Record in an ``onnx.ModelProto``'s metadata how ONNX Runtime must load it (kept by the quantizers)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if disabled_optimizers:
+        props[_DISABLED_OPTIMIZERS] = ",".join(disabled_optimizers)
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+
+
+def session_hints(path: str | Path) -> dict[str, Any]:
+    """The load hints a workbench pass stored in an ONNX model: ``{"disabled_optimizers": [...]}``."""
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:  # not parseable here: ONNX Runtime will report the real problem
+        return {"disabled_optimizers": []}
+    return {"disabled_optimizers": [x for x in props.get(_DISABLED_OPTIMIZERS, "").split(",") if x]}
+
+
+def ort_session(
+    path: str | Path,
+    threads: int | None = None,
+    *,
+    config: Mapping[str, str] | None = None,
+    profile_prefix: str | None = None,
+):
+    """An ONNX Runtime CPU session the way every workbench measurement opens one: fixed thread count, full
+    graph optimization, the model's own load hints applied. Raises ModelLoadError naming the file."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -161,10 +204,19 @@ def _ort_runner(path: Path, threads: int | None) -> Runner:
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    for k, v in (config or {}).items():
+        so.add_session_config_entry(k, v)
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     try:
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **session_hints(path))
     except Exception as e:
         raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from None
+
+
+def _ort_runner(path: Path, threads: int | None) -> Runner:
+    sess = ort_session(path, threads)
     wanted = {i.name: i.type for i in sess.get_inputs()}
     np_types = {
         "tensor(int64)": np.int64,

@@ -171,7 +171,8 @@ def hwm():
             yield line.split()[0], int(line.split()[1]) * 1024
 before = dict(hwm())["VmRSS:"]
 so = ort.SessionOptions(); so.intra_op_num_threads = int(sys.argv[3]); so.log_severity_level = 3
-sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
+disabled = [x for x in sys.argv[4].split(",") if x]
+sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
 with np.load(sys.argv[2]) as z:
     feed = {i.name: z[i.name] for i in sess.get_inputs()}
 sess.run(None, feed)
@@ -187,13 +188,16 @@ def onnx_inference_memory(path, inputs: Mapping[str, np.ndarray], threads: int) 
     import sys
     import tempfile
 
+    from .artifact import session_hints
+
+    disabled = session_hints(path)["disabled_optimizers"]
     if not os.path.exists("/proc/self/status"):
         return None
     with tempfile.TemporaryDirectory() as d:
         feed = os.path.join(d, "inputs.npz")
         np.savez(feed, **{k: np.ascontiguousarray(v) for k, v in inputs.items()})
         r = subprocess.run(
-            [sys.executable, "-c", _MEM_PROBE, str(path), feed, str(threads)],
+            [sys.executable, "-c", _MEM_PROBE, str(path), feed, str(threads), ",".join(disabled)],
             capture_output=True,
             text=True,
             timeout=300,

@@ -90,7 +90,9 @@ def main():
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     model = HERE / "model" / man["model_file"]
-    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    # graph optimizers the host measured with turned off (see workbench.artifact.session_hints)
+    hints = {"disabled_optimizers": man["disabled_optimizers"]} if man.get("disabled_optimizers") else {}
+    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"], **hints)
     feed = {i.name: np.load(HERE / "inputs" / (i.name + ".npy"), allow_pickle=False) for i in sess.get_inputs()}
     out = sess.run(None, feed)[0]
     expected = np.load(HERE / "expected.npy", allow_pickle=False)
@@ -165,7 +167,7 @@ def export_bundle(
     inputs = model.bench_inputs()
     for name, arr in inputs.items():
         np.save(out / "inputs" / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-    from .artifact import onnx_artifact
+    from .artifact import onnx_artifact, session_hints
 
     expected = onnx_artifact(out / "model" / src.name).runner(threads)(inputs)
     np.save(out / "expected.npy", expected.astype(np.float32), allow_pickle=False)
@@ -187,6 +189,7 @@ def export_bundle(
         "files": {p.name: file_sha256(p) for p in sorted((out / "model").iterdir())},
         "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in inputs.items()},
         "threads": threads or candidate.threads or 1,
+        "disabled_optimizers": session_hints(out / "model" / src.name)["disabled_optimizers"],
         "warmup": warmup,
         "runs": runs,
         "host": {"p50_ms": candidate.get("p50_ms"), "machine": platform.machine(), "node": platform.node()},

@@ -68,7 +68,7 @@ def _precision_steps(
         return [Cast(precision)]
     if precision == "int8-dynamic":
         # export + fusions first: the same chain as the shipped 'ort-int8-dynamic' recipe
-        return [OnnxExport(), OrtOptimize(), DynamicInt8(per_channel=per_channel)]
+        return [OnnxExport(), OrtOptimize(gelu_approximation=True), DynamicInt8(per_channel=per_channel)]
     if precision == "int8-static":
         return [OnnxExport(), StaticInt8(calibration=calibration, samples=samples, per_channel=per_channel)]
     return [OnnxExport(), Int4WeightOnly(block_size=block_size)]

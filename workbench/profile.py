@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .artifact import ort_session
 from .candidate import Candidate
 from .config import check_range
 from .env import cache_dir
@@ -92,18 +93,9 @@ class Machine:
 
 
 def _session(path: str | Path, threads: int, profile_prefix: str | None = None, prepack: bool = True):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if not prepack:  # prepacked weights vanish from the profiler's input shapes: turn it off to see them
-        so.add_session_config_entry("session.disable_prepacking", "1")
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    if profile_prefix:
-        so.enable_profiling = True
-        so.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    # prepacked weights vanish from the profiler's input shapes: turn prepacking off to see them
+    config = None if prepack else {"session.disable_prepacking": "1"}
+    return ort_session(path, threads, config=config, profile_prefix=profile_prefix)
 
 
 def _best_time(fn, reps: int) -> float:

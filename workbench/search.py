@@ -54,6 +54,7 @@ __all__ = [
 
 PREFER = ("auto", "accuracy", "latency", "size")
 _E, _O = OnnxExport(), OrtOptimize()
+_OQ = OrtOptimize(gelu_approximation=True)  # as the ort-int8-dynamic recipe: tanh GELU under INT8
 
 
 class SearchSpaceError(WorkbenchError, ValueError):
@@ -78,8 +79,8 @@ class Family:
         return Recipe(f"{self.name}({label})" if label else self.name, self.build(params), self.description)
 
 
-def _fused(p: dict) -> tuple[PassConfig, ...]:
-    return (_E, _O) if p.get("fused", True) else (_E,)
+def _fused(p: dict, opt: OrtOptimize = _O) -> tuple[PassConfig, ...]:
+    return (_E, opt) if p.get("fused", True) else (_E,)
 
 
 def _default_families() -> dict[str, Family]:
@@ -88,7 +89,7 @@ def _default_families() -> dict[str, Family]:
         Family(
             "int8-dynamic",
             {"per_channel": (True, False), "fused": (True, False)},
-            lambda p: (*_fused(p), DynamicInt8(per_channel=p["per_channel"])),
+            lambda p: (*_fused(p, _OQ), DynamicInt8(per_channel=p["per_channel"])),
             "dynamic INT8",
         ),
         Family(

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import Artifact
+from ..artifact import Artifact, ort_session
 from ..benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
 from ..config import check_range
 from ..context import RunContext
@@ -133,15 +133,7 @@ class _OrtLM(LMRunner):
     }
 
     def __init__(self, path, threads: int | None, config=None):
-        import os
-
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.sess = ort_session(path, threads)
         ins = {i.name: i for i in self.sess.get_inputs()}
         outs = [o.name for o in self.sess.get_outputs()]
         if "input_ids" not in ins or not outs or outs[0] != "logits":
