@@ -75,3 +75,18 @@ def test_why_no_speedup_sparsity_dense_kernels_ignore(digits_model, cands):
     assert f.share == pytest.approx(0.5, abs=0.01) and "dense" in f.message
     none = why_no_speedup(cands["fp32"], cands["fp32"], digits_model, threads=1, runs=5)
     assert "sparsity" not in none.kinds() and "dynamic-quant" not in none.kinds()
+
+
+@pytest.mark.slow
+def test_why_no_speedup_names_the_slow_skip_layernorm_kernel(minilm_model, tmp_path):
+    """MiniLM fused the onnxruntime.transformers way (SkipLayerNormalization) against the workbench default."""
+    from workbench import OrtOptimize, RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    bench = BenchConfig(warmup=2, runs=5, threads=2)
+    mk = lambda name, *steps: run_recipe(minilm_model, Recipe(name, (OnnxExport(), *steps)), store=store, bench=bench)
+    skip = why_no_speedup(mk("skip", OrtOptimize(skip_layernorm=True)), mk("fp32"), minilm_model, runs=5)
+    split = why_no_speedup(mk("split", OrtOptimize()), mk("fp32"), minilm_model, runs=5)
+    msgs = [f.message for f in skip.findings if f.kind == "slow-kernels"]
+    assert any("12 SkipLayerNormalization" in m and "skip_layernorm=False" in m for m in msgs), skip.findings
+    assert not any("SkipLayerNormalization" in f.message for f in split.findings)

@@ -539,6 +539,18 @@ def why_no_speedup(
                 share,
             )
         )
+    skip_ln = [r for r in prof.rows if r["op_type"] == "SkipLayerNormalization"]
+    if skip_ln and sum(r["share"] for r in skip_ln) > 0.05:
+        share = sum(r["share"] for r in skip_ln)
+        exp.findings.append(
+            Finding(
+                "slow-kernels",
+                f"{len(skip_ln)} SkipLayerNormalization node(s) take {100 * share:.0f}% of kernel time: "
+                "ONNX Runtime's CPU kernel for it is several times slower than Add + LayerNormalization; "
+                "rebuild with OrtOptimize(skip_layernorm=False), the default, which keeps them apart",
+                share,
+            )
+        )
     if reference.runtime == "onnxruntime" and reference.artifact_path:
         ref = profile(reference.artifact_path, model.bench_inputs(), threads=threads, runs=runs)
         for label, ops in (("Conv", _CONV_LIKE), ("MatMul/Gemm", _MATMUL_LIKE)):
