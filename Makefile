@@ -61,6 +61,7 @@ bench-all: bench
 	$(BIN)/python bench/bench_lm.py
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_panels.py
+	$(BIN)/python bench/bench_notebooks.py
 
 clean:
 	rm -rf .workbench reports test-artifacts
