@@ -250,3 +250,107 @@ def test_report_in_headless_chromium(report, launch_browser, test_artifacts):
     finally:
         browser.close()
     assert (test_artifacts / "report.png").stat().st_size > 10_000
+
+
+# ---- a causal LM, and a store with search trials ----------------------------------------------------------
+def _page_text(path: Path) -> str:
+    """Visible text of a report, entities decoded, whitespace collapsed (for sentences that span tags)."""
+    import html
+
+    return re.sub(r"\s+", " ", html.unescape(_text(path.read_text())))
+
+
+def _pngs(path: Path) -> int:
+    return len(re.findall(r'<img[^>]+src="data:image/png;base64,', path.read_text()))
+
+
+def test_lm_report_shows_perplexity_tokens_per_s_and_samples(tmp_path):
+    from workbench.lm import PROMPTS
+    from workbench.lm.report import lm_candidate_rows
+    from workbench.lm.testing import tiny_lm_folder
+
+    folder = str(tiny_lm_folder())
+    budget = {"max_latency_ms": None, "max_size_mb": None, "min_tokens_per_s": 1.0, "max_perplexity_increase": 0.25}
+    params = {
+        "recipes": ["lm-bf16", "lm-int8"],
+        "n_eval": 4,
+        "load_options": {"seq_len": 64, "prompt_len": 16, "decode_tokens": 8, "sample_tokens": 6},
+        "bench_warmup": 1,
+        "bench_runs": 8,
+        "threads": 1,
+        "store": str(tmp_path / "runs.sqlite"),
+        **budget,
+    }
+    res = run_report(folder, params, tmp_path / "lm.html", cwd=tmp_path)
+    assert res.ok, f"{res.failed_cell}: {res.error}"
+    html_text = res.html_path.read_text()
+    for heading in (*SECTIONS, "Search"):
+        assert re.search(rf"<h[12][^>]*>\s*{heading}", html_text), heading
+    text = _page_text(res.html_path)
+    cands = RunStore(tmp_path / "runs.sqlite").candidates(include_intermediate=False)
+    assert [c.recipe_name for c in cands] == ["baseline", "lm-bf16", "lm-int8"]
+    # the table: the CLI's LM row of every candidate, perplexity with its CI, tokens/s, prefill ms, size
+    table = text[text.index("recipe id runtime status tok/s") : text.index("Generation samples")]
+    assert "prefill ms" in table and "ppl [95% CI]" in table and "accuracy" not in table
+    for c, row in zip(cands, lm_candidate_rows(cands)):
+        m = c.metrics
+        lo, hi = m["perplexity_ci"]
+        assert f"{m['perplexity']:.2f} [{lo:.2f}, {hi:.2f}]" in table
+        assert f"{m['tokens_per_s']:.1f}" in table and f"{m['prefill_ms']:.1f}" in table
+        cells = [row["recipe"], row["id"], *(v for k, v in row.items() if k not in ("recipe", "id", "note"))]
+        assert " ".join(cells) in table, row
+    # the generation samples, each next to its candidate's numbers
+    for c in cands:
+        prefix = f"{c.recipe_name} ({c.id}) {c.metrics['tokens_per_s']:.1f} {c.metrics['perplexity']:.2f}"
+        for s in c.metrics["samples"]:
+            assert f"{s['prompt']} {prefix} {' '.join(s['completion'].split())}" in text, (s, prefix)
+    assert all(p in text for p in PROMPTS)
+    # the chart on LM axes (PNG: the caption names them), the LM budget verdict, no search yet
+    assert _pngs(res.html_path) == 2
+    assert "Chart: perplexity (lower is better) against tokens / s (higher is better), 3 candidates" in text
+    best = best_within(cands, Budget(**{k: v for k, v in budget.items() if v is not None}))
+    assert (
+        "The lowest-perplexity candidate within the budget (at least 1 tokens/s, a perplexity at most 25 % above "
+        f"FP32): {best.recipe_name} ( {best.id} ): perplexity {best.get('perplexity'):.2f}" in text
+    )
+    assert f"No search has been run for {folder} with this run store" in text
+
+
+def test_report_search_section(tmp_path, digits_model):
+    from workbench import BenchConfig
+    from workbench.search import SearchSpace, search
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    budget = Budget(max_size_mb=0.3, max_accuracy_drop=0.02)
+    # every point of a 4-point space: both FP32 exports break the size limit, the INT8 ones fit
+    space = SearchSpace.default(["fp32", "int8-dynamic"], int8_dynamic__fused=(True,))
+    found = search(digits_model, budget, space, trials=4, store=store, bench=BenchConfig(warmup=2, runs=5, threads=1))
+    assert len(found.trials) == 4 and found.best is not None
+    params = {
+        **_small(tmp_path / "runs.sqlite"),
+        "recipes": ["ort-fp32"],
+        "threads": 1,
+        "reuse": True,
+        "max_latency_ms": None,
+        "max_size_mb": 0.3,
+        "max_accuracy_drop": 0.02,
+    }
+    res = run_report("digits-cnn", params, tmp_path / "search.html", cwd=tmp_path)
+    assert res.ok, f"{res.failed_cell}: {res.error}"
+    assert re.search(r"<h2[^>]*>\s*Search", res.html_path.read_text())
+    text = _page_text(res.html_path)
+    section = text.split("Search ¶")[1].split("Environment ¶")[0]
+    assert f"4 trials in 1 search study ( {found.study_name} )" in section
+    # the best within the budget is the one the search itself chose (no latency limit: the fastest that fits)
+    b = found.best
+    assert f"Best searched candidate within the budget (the fastest that fits): {b.recipe_name} ( {b.id} )" in section
+    # every rejected candidate, with the constraint it broke and by how much
+    rejected = [t for t in found.trials if t.violations]
+    assert {t.family for t in rejected} == {"fp32"} and f"{len(rejected)} of 4 searched candidates" in section
+    assert "Rejected search candidates" in section
+    for t in rejected:
+        (v,) = t.violations
+        limit, value, over = v.amounts()
+        assert f"{t.number} {t.recipe.name} {t.candidate.id} size {limit} {value} {over}" in section
+        assert limit == "0.3 MB" and float(over.split()[0]) > 0
+    assert _pngs(res.html_path) == 3  # trade-off, sizes, and the search's Pareto front

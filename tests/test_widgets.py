@@ -279,3 +279,108 @@ def test_pruning_panel_runs_a_pruned_candidate(wb, store):
     assert "magnitude-prune-50pct" in points(wb) and wb.results.current == cand.id
     wb.pruning.enabled.value = False  # back to the plain baseline: from the store
     assert "Already measured (baseline" in wb.lookup.text
+
+
+# ---- causal language models -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_lm():
+    """The 2-block random Llama of workbench.lm.testing, scored on 4 short documents (a few seconds a run)."""
+    from workbench import load_model
+    from workbench.lm.testing import tiny_lm_folder
+
+    return load_model(str(tiny_lm_folder()), n_eval=4, seq_len=64, prompt_len=16, decode_tokens=8, sample_tokens=6)
+
+
+def test_lm_dashboard_charts_tokens_per_s_against_perplexity(tiny_lm, store, tmp_path):
+    from workbench import BenchConfig
+
+    bench = BenchConfig(warmup=1, runs=8, threads=1)
+    dash = Workbench(tiny_lm, store=store, bench=bench, threads=1, report_dir=tmp_path / "reports")
+    try:
+        dash.wait()
+        # the LM settings and budget replace the precision slider, the accuracy limits and the search
+        assert dash.is_lm and dash.quantization.layout.display == "none" and dash.lm_recipes.layout.display == ""
+        assert dash.budget._tok_box.layout.display == "" and dash.budget._ms_box.layout.display == "none"
+        assert dash.search.run_button.disabled and "causal language model" in dash.search.status.value
+        dash.lm_recipes.choice.value = "lm-int8"
+        assert [s.kind for s in dash.recipe().steps] == ["lm-onnx-export", "lm-weight-only"]
+        cand = dash.run().result(120)
+        assert cand.status == "ok" and cand.recipe_name == "lm-int8", cand.error
+        m = cand.metrics
+        spec = dash.results.tradeoff.to_dict()
+        assert spec["usermeta"]["workbench"] == {"x": "tokens_per_s", "y": "perplexity"}
+        (layer,) = [lay for lay in spec["layer"] if lay.get("description") == "candidates"]
+        assert (layer["encoding"]["x"]["title"], layer["encoding"]["y"]["title"]) == ("tokens / s", "perplexity")
+        pts = points(dash)
+        assert set(pts) == {"baseline", "lm-int8"} and pts["lm-int8"]["role"] == "selected"
+        assert pts["lm-int8"]["x"] == pytest.approx(m["tokens_per_s"]) and pts["lm-int8"]["y"] == m["perplexity"]
+        # the table has the CLI's LM columns, with the perplexity CI; the summary line speaks tokens/s
+        table = dash.results.table.value
+        lo, hi = m["perplexity_ci"]
+        assert f"{m['perplexity']:.2f} [{lo:.2f}, {hi:.2f}]" in table and f"{m['tokens_per_s']:.1f}" in table
+        assert "tok/s" in table and "prefill ms" in table and "accuracy" not in table
+        status = dash.run_panel.status.text
+        assert f"{m['tokens_per_s']:.1f} tokens/s" in status and f"perplexity {m['perplexity']:.2f}" in status
+        assert "tokens/s" in dash.picker.info.value  # the measured baseline, in LM terms
+        # an LM budget: a tokens/s floor above the candidate's speed is drawn and breaks it
+        floor = 2 * m["tokens_per_s"]
+        dash.budget.min_tok_s.value = f"{floor:.0f}"
+        assert dash.budget.budget().min_tokens_per_s == float(f"{floor:.0f}")
+        (rule,) = [lay for lay in dash.results.tradeoff.to_dict()["layer"] if lay.get("description") == "budget"]
+        assert rule["data"]["values"][0]["x"] == float(f"{floor:.0f}")
+        assert "lm-int8 breaks the budget: tokens_per_s" in dash.results.verdict.value
+        dash.budget.min_tok_s.value = ""
+        dash.budget.max_ppl.value = "5"  # lm-int8 stays within 5 % of FP32 perplexity on this model
+        assert dash.budget.budget().max_perplexity_increase == pytest.approx(0.05)
+        assert abs(m["perplexity_increase"]) < 0.05 and "lm-int8 fits the budget" in dash.results.verdict.value
+        # Export report: the template gets the LM budget and eval protocol, so it reuses what was measured here
+        n_records = len(store.candidates())
+        dash.run_panel.report_button.click()
+        res = dash.wait(600)
+        assert res is not None and res.ok, (res, dash.run_panel.error.text)
+        assert len(store.candidates()) == n_records  # nothing measured again
+        html = res.html_path.read_text()
+        assert "perplexity increase &lt;= 5 %" in html and "ppl [95% CI]" in html and cand.id in html
+    finally:
+        dash.close()
+
+
+# ---- search mode ----------------------------------------------------------------------------------------
+def test_search_mode_shares_the_dashboard_and_draws_trials_live(wb, store):
+    from workbench.report_sections import search_trials
+
+    assert wb.modes.children[1] is wb.search and wb.modes.get_title(1) == "Search"
+    wb.budget.max_drop.value = "2"
+    s = wb.search
+    assert s.max_drop.layout.display == "none"  # the dashboard's budget panel sets the limits
+    s.families.value = ("int8-dynamic",)
+    s.trials.value = 2
+    drawn: list[set[str]] = []
+    reached, release = threading.Event(), threading.Event()
+
+    def on_trial(rec) -> None:
+        (layer,) = [lay for lay in s.tradeoff.to_dict()["layer"] if lay.get("description") == "candidates"]
+        drawn.append({r["id"] for r in layer["data"]["values"]})
+        reached.set()
+        release.wait(60)  # hold the search here while the test presses Run
+
+    s.add_trial_listener(on_trial)
+    s.run_button.click()
+    assert reached.wait(120), "no trial finished"
+    assert wb.run() is None and "A search is running" in wb.run_panel.error.text
+    release.set()
+    s.wait(300)
+    assert s.result is not None and len(s.records) == 2, s.status.value
+    assert s.result.budget == wb.budget.budget()  # the dashboard's budget, threads included
+    ids = [r.candidate.id for r in s.records]
+    # live: the first trial was on the chart when it finished, before the second one ran
+    assert len(drawn) == 2 and ids[0] in drawn[0] and ids[1] not in drawn[0] and set(ids) <= drawn[1]
+    spec = s.tradeoff.to_dict()
+    (layer,) = [lay for lay in spec["layer"] if lay.get("description") == "candidates"]
+    assert set(ids) | {s.result.baseline.id} == {r["id"] for r in layer["data"]["values"]}
+    (front,) = [lay for lay in spec["layer"] if lay.get("description") == "pareto-front"]
+    assert {r["id"] for r in front["data"]["values"]} <= {r["id"] for r in layer["data"]["values"]}
+    assert front["data"]["values"] and s.table.value.count("<tr>") == 3
+    # the trials are in the shared run store (and its study), and in the run tab's results
+    assert {t.candidate.id for t in search_trials(store, "digits-cnn")} == set(ids)
+    assert {r.candidate.recipe_name for r in s.records} <= set(points(wb))

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from ._common import Worker
 from .dashboard import Workbench
+from .lm_settings import LMRecipePanel
 from .model import ModelPicker
 from .results import ResultsPanel
 from .run import RunPanel
+from .search_panel import SearchPanel
 from .settings import BudgetPanel, DistillationPanel, PruningPanel, QuantizationPanel
 
 __all__ = [
     "Workbench",
     "ModelPicker",
     "QuantizationPanel",
+    "LMRecipePanel",
     "PruningPanel",
     "DistillationPanel",
     "BudgetPanel",
     "RunPanel",
     "ResultsPanel",
+    "SearchPanel",
     "Worker",
 ]

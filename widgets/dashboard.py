@@ -3,9 +3,14 @@
 >>> from widgets import Workbench
 >>> Workbench("digits-cnn")          # doctest: +SKIP
 
-Long work (loading a model, a run, a report) goes to ONE worker thread, so the kernel keeps
+Long work (loading a model, a run, a search, a report) goes to ONE worker thread, so the kernel keeps
 receiving clicks (Cancel) while it runs; results stream into the charts as each candidate is
 recorded. Moving a setting back to one already measured shows it from the run store at once.
+
+Two modes share the model, the run store and the budget: *Run one setting* (the precision slider, pruning,
+distillation) and *Search* (``SearchPanel``: Optuna tries recipes under the budget and draws the Pareto
+front as each trial lands). A causal LM swaps the slider for its ``lm-*`` recipes, the budget for
+tokens/s and perplexity limits, and the chart for perplexity against tokens/s.
 """
 
 from __future__ import annotations
@@ -28,16 +33,27 @@ from workbench.optimize import candidate_key, run_baseline, run_recipe
 from workbench.recipes import Recipe
 
 from ._common import Message, Worker, fmt_mb, fmt_ms, fmt_pct, replace_output
+from .lm_settings import LMRecipePanel
 from .model import ModelPicker
 from .results import ResultsPanel
 from .run import RunPanel
+from .search_panel import SearchPanel
 from .settings import BudgetPanel, DistillationPanel, PruningPanel, QuantizationPanel
 
-__all__ = ["Workbench"]
+__all__ = ["Workbench", "LM_TASK", "TAB_TITLES"]
+
+#: the task name of causal language models (``workbench.lm``)
+LM_TASK = "causal-lm"
+#: the two modes, as tab titles
+TAB_TITLES = ("Run one setting", "Search")
+_LM_SEARCH = (
+    "Search covers classifier and encoder recipes; for a causal language model compare the lm-* recipes "
+    "in the 'Run one setting' tab."
+)
 
 
 class Workbench(w.VBox):
-    """Model picker, quantization / pruning / distillation settings, budget, Run, live results.
+    """Model picker, quantization / pruning / distillation settings, budget, Run, live results; a Search tab.
 
     ``store`` is a RunStore or a path (None = ``$WORKBENCH_STORE`` or ``./.workbench/runs.sqlite``);
     ``bench`` sets the latency protocol (warm-ups, runs); ``threads`` the starting thread count.
@@ -66,28 +82,36 @@ class Workbench(w.VBox):
         self.pruning = PruningPanel()
         self.distillation = DistillationPanel()
         self.budget = BudgetPanel(budget, threads or self.bench.threads)
+        self.lm_recipes = LMRecipePanel()
         self.run_panel = RunPanel()
         self.results = ResultsPanel(renderer)
+        # the search mode: the dashboard's model (loaded on the worker), store, budget, bench and worker
+        self.search = SearchPanel(
+            self._search_model, self.store, bench=self.bench_config, budget=self.budget.budget, worker=self.worker
+        )
         self.lookup = Message()  # "already measured" / "not measured yet" for the current settings
         self.settings_error = Message()
         self.runs_started = 0
+        self.lm_mode: bool | None = None  # set by _sync_mode from the chosen model's task
         self._run_future: Any = None
         self._ctx: RunContext | None = None
         self._listeners: list[Callable[[ProgressEvent], None]] = []
 
-        extra = w.Accordion(children=[self.pruning, self.distillation])
-        extra.set_title(0, "Pruning")
-        extra.set_title(1, "Distillation")
+        self.extra = w.Accordion(children=[self.pruning, self.distillation])
+        self.extra.set_title(0, "Pruning")
+        self.extra.set_title(1, "Distillation")
         left = w.VBox(
-            [self.picker, self.quantization, self.lookup, self.settings_error], layout=w.Layout(width="560px")
+            [self.picker, self.quantization, self.lm_recipes, self.lookup, self.settings_error],
+            layout=w.Layout(width="560px"),
         )
+        self.modes = w.Tab(children=[w.VBox([self.extra, self.run_panel, self.results]), self.search])
+        for i, title in enumerate(TAB_TITLES):
+            self.modes.set_title(i, title)
         super().__init__(
             [
                 w.HTML("<h3 style='margin:4px 0'>Workbench: make the model fit the device</h3>"),
                 w.HBox([left, self.budget]),
-                extra,
-                self.run_panel,
-                self.results,
+                self.modes,
             ]
         )
 
@@ -98,14 +122,18 @@ class Workbench(w.VBox):
             *self.quantization.controls,
             *self.pruning.controls,
             *self.distillation.controls,
+            *self.lm_recipes.controls,
             self.budget.threads,
         ):
             c.observe(self._on_settings, names="value")
-        for c in (self.budget.max_ms, self.budget.max_mb, self.budget.max_drop):
+        for c in self.budget.limits:
             c.observe(self._on_budget, names="value")
         self.picker.bundled.observe(self._on_model, names="value")
         self.picker.custom.observe(self._on_model, names="value")
         self.picker.on_loaded(lambda _m: self._on_settings())  # on the worker: redraw + say if measured
+        # every finished trial also lands in the results of the run tab, and the search ends with a redraw
+        self.search.add_trial_listener(lambda _rec: self.refresh())
+        self.search.add_done_listener(lambda _res: self.refresh())
         self.refresh()
         if autoload and self.picker.name and self.picker.bundled.value != "__other__":
             self.picker.load()
@@ -114,9 +142,33 @@ class Workbench(w.VBox):
     # ---- settings -> recipe, budget, bench ------------------------------------------------------
     def recipe(self) -> Recipe | None:
         """The recipe of the current settings (None = the FP32 baseline). Raises WorkbenchError."""
+        if self.is_lm:
+            return self.lm_recipes.recipe()
         return build_recipe(
             **self.quantization.settings(), prune=self.pruning.settings(), distill=self.distillation.settings()
         )
+
+    @property
+    def is_lm(self) -> bool:
+        """Whether the chosen model is a causal LM (known once loaded, or from the registry for bundled ones)."""
+        return self.picker.task == LM_TASK
+
+    def _search_model(self) -> LoadedModel:
+        """The search tab's model: the one picked here, loaded once (called on the worker thread)."""
+        return self.picker.ensure_loaded(self.picker.check())
+
+    def _sync_mode(self) -> None:
+        """Show the settings, budget, chart axes and search state that fit the chosen model's task."""
+        lm = self.is_lm
+        if lm == self.lm_mode:
+            return
+        self.lm_mode = lm
+        self.quantization.layout.display = "none" if lm else ""
+        self.extra.layout.display = "none" if lm else ""
+        self.lm_recipes.layout.display = "" if lm else "none"
+        self.budget.set_lm(lm)
+        self.results.set_axes(*(("tokens_per_s", "perplexity") if lm else ("p50_ms", None)))
+        self.search.set_unavailable(_LM_SEARCH if lm else None)
 
     def bench_config(self) -> BenchConfig:
         return replace(self.bench, threads=self.budget.threads.value)
@@ -144,6 +196,7 @@ class Workbench(w.VBox):
     def refresh(self, current: str | None = None) -> Candidate | None:
         """Redraw the results for the chosen model from the store; highlight the cached candidate of the
         current settings (or ``current``). Safe to call from the worker thread."""
+        self._sync_mode()
         name = self.picker.name
         try:
             budget = self.budget.budget()
@@ -198,6 +251,9 @@ class Workbench(w.VBox):
         if self.running:
             panel.error.show("A run is already in progress: wait for it to finish, or press Cancel.", "warn")
             return None
+        if self.search.running:
+            panel.error.show("A search is running: wait for it, or press Cancel in the Search tab.", "warn")
+            return None
         try:
             name = self.picker.check()
             recipe = self.recipe()
@@ -214,7 +270,9 @@ class Workbench(w.VBox):
         label = recipe.name if recipe else "fp32 baseline"
         panel.started(f"starting {label}…")
         panel.status.show(f"Running {label} on {name}…", "info")
-        self._run_future = self.worker.submit(f"running {label}", self._run_job, name, recipe, budget, bench, ctx)
+        self._run_future = self.worker.submit(
+            f"running {label}", self._run_job, name, recipe, budget, bench, ctx, self.is_lm
+        )
         return self._run_future
 
     def cancel(self) -> bool:
@@ -231,13 +289,26 @@ class Workbench(w.VBox):
         return self.worker.wait(timeout)
 
     def _run_job(
-        self, name: str, recipe: Recipe | None, budget: Budget, bench: BenchConfig, ctx: RunContext
+        self, name: str, recipe: Recipe | None, budget: Budget, bench: BenchConfig, ctx: RunContext, lm: bool
     ) -> Candidate | None:
         panel = self.run_panel
         try:
             model = self.picker.ensure_loaded(name)
             base = run_baseline(model, store=self.store, bench=bench, ctx=ctx)
             self.refresh(current=base.id)  # streams in: the baseline shows before the recipe runs
+            if recipe is not None and (model.task.name == LM_TASK) != lm:
+                # an id or path whose task was unknown until it loaded: its settings were the other kind's
+                kind = (
+                    "a causal language model: choose an LM recipe"
+                    if not lm
+                    else "not a causal language model: choose a precision"
+                )
+                panel.finished("warning")
+                panel.status.show(
+                    f"Measured the FP32 baseline only: {name} is {kind}, then press Run again. " + _summary(base),
+                    "warn",
+                )
+                return base
             cand = (
                 base
                 if recipe is None
@@ -284,8 +355,8 @@ class Workbench(w.VBox):
                 "Export report is not available in this version of the workbench (no workbench.report module).", "warn"
             )
             return None
-        if self.running:
-            panel.error.show("A run is in progress: export the report when it has finished.", "warn")
+        if self.running or self.search.running:
+            panel.error.show("A run or a search is in progress: export the report when it has finished.", "warn")
             return None
         try:
             name = self.picker.check()
@@ -304,13 +375,19 @@ class Workbench(w.VBox):
             path.write_text(json.dumps({k: c.recipe[k] for k in ("name", "description", "steps") if k in c.recipe}))
             recipe_files.append(str(path.resolve()))
         bench = self.bench_config()
+        model = self.picker.model
+        lm_spec = getattr(model.task, "spec", None) if model is not None and model.task.name == LM_TASK else None
         wanted = {
             "recipes": recipe_files,
             "max_latency_ms": budget.max_latency_ms,
             "max_size_mb": budget.max_size_mb,
             "max_accuracy_drop": budget.max_accuracy_drop,
+            "min_tokens_per_s": budget.min_tokens_per_s,
+            "max_perplexity_increase": budget.max_perplexity_increase,
             "threads": bench.threads,
-            "n_eval": self.picker.n_eval,
+            "n_eval": lm_spec.n_docs if lm_spec is not None else self.picker.n_eval,
+            # the LM's eval protocol as loaded here: the report then finds these candidates in the store
+            "load_options": {k: v for k, v in lm_spec.to_dict().items() if k != "n_docs"} if lm_spec else {},
             "bench_warmup": bench.warmup,
             "bench_runs": bench.runs,
             "store": str(Path(str(self.store.path)).resolve()) if self.store.path != ":memory:" else None,
@@ -346,6 +423,16 @@ class Workbench(w.VBox):
 
 
 def _summary(c: Candidate) -> str:
+    if c.get("perplexity") is not None:  # a causal LM: decode speed, prompt time, size, perplexity
+        rise = c.get("perplexity_increase")
+        return ", ".join(
+            [
+                f"{c.get('tokens_per_s'):.1f} tokens/s",
+                f"prefill {fmt_ms(c.get('prefill_ms'))}",
+                fmt_mb(c.get("size_bytes")),
+                f"perplexity {c.get('perplexity'):.2f}" + (f" ({100 * rise:+.1f} %)" if rise is not None else ""),
+            ]
+        )
     parts = [f"p50 {fmt_ms(c.get('p50_ms'))}", fmt_mb(c.get("size_bytes"))]
     if c.get("accuracy") is not None:
         drop = c.get("accuracy_drop")

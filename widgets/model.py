@@ -93,6 +93,16 @@ class ModelPicker(w.VBox):
         """The loaded model for the current choice, or None if it is not loaded (yet)."""
         return self._models.get(self.name)
 
+    @property
+    def task(self) -> str | None:
+        """The chosen model's task ("classification", "causal-lm"...): from the loaded model, else from the
+        registry for a bundled one; None for an id or path not loaded yet."""
+        m = self.model
+        if m is not None:
+            return m.task.name
+        info = self._infos.get(self.name)
+        return info.task if info is not None else None
+
     def on_loaded(self, fn: Callable[[LoadedModel], None]) -> None:
         self._listeners.append(fn)
 
@@ -203,7 +213,9 @@ class ModelPicker(w.VBox):
             ("eval examples", str(d["n_eval"])),
         ]
         b = self._baseline
-        if b is not None and b.ok:
+        if b is not None and b.ok and b.get("perplexity") is not None:  # a causal LM
+            rows.append(("baseline", f"{b.get('tokens_per_s'):.1f} tokens/s, perplexity {b.get('perplexity'):.2f}"))
+        elif b is not None and b.ok:
             q = b.get("accuracy")
             rows.append(
                 (

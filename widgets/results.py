@@ -1,5 +1,6 @@
 """ResultsPanel: live charts (quality vs latency with the Pareto front and the budget; sizes), a candidate
-table, and two candidates side by side.
+table, and two candidates side by side. Causal LMs: ``set_axes("tokens_per_s", "perplexity")``, and the table
+shows the columns ``workbench optimize`` prints for them (tokens/s, prefill, perplexity with its CI).
 
 Charts render with no network: ``renderer="jupyter"`` shows Altair's JupyterChart widget with its
 JavaScript bundled offline (interactive tooltips); ``renderer="svg"`` renders a static SVG in the
@@ -18,6 +19,7 @@ import ipywidgets as w
 from workbench.budget import Budget, violations
 from workbench.candidate import Candidate
 from workbench.charts import candidate_label, candidates_frame, compare_frame, size_chart, tradeoff_chart
+from workbench.lm.report import lm_candidate_rows
 
 from ._common import help_line, replace_output
 
@@ -134,6 +136,17 @@ class ResultsPanel(w.VBox):
                 self.compare.observe(self._on_compare, names="value")
             self._redraw()
 
+    def set_axes(self, x: str = "p50_ms", y: str | None = None) -> None:
+        """The trade-off chart's metrics (``y`` None = accuracy, else fidelity); redraws when they change.
+
+        >>> panel.set_axes("tokens_per_s", "perplexity")   # a causal LM   # doctest: +SKIP
+        """
+        with self._lock:
+            if (x, y) == (self.x, self.y):
+                return
+            self.x, self.y = x, y
+            self._redraw()
+
     @property
     def highlighted(self) -> list[str]:
         sel = list(self.compare.value)
@@ -141,6 +154,8 @@ class ResultsPanel(w.VBox):
 
     # ---- drawing --------------------------------------------------------------------------------
     def _option_label(self, c: Candidate) -> str:
+        if c.get("perplexity") is not None:  # a causal LM
+            return f"{candidate_label(c)} [{c.status}] {c.get('tokens_per_s'):.3g} tok/s ppl {c.get('perplexity'):.4g}"
         q = c.get("accuracy")
         q_txt = (
             f"acc {100 * q:.1f} %"
@@ -168,7 +183,12 @@ class ResultsPanel(w.VBox):
     def _table_html(self) -> str:
         if not self.candidates:
             return "<i>No candidates yet: press Run.</i>"
-        df = candidates_frame(self.candidates)
+        if any(c.get("perplexity") is not None for c in self.candidates):  # causal LMs: the CLI's LM columns
+            import pandas as pd
+
+            df = pd.DataFrame(lm_candidate_rows(self.candidates))
+        else:
+            df = candidates_frame(self.candidates)
         df.insert(0, "", ["▶" if i == self.current else "" for i in df["id"]])
         if self.budget is not None:
             df["budget"] = [

@@ -6,6 +6,10 @@
 The panel only calls the workbench's public API (``workbench.search``, ``workbench.charts``); the
 search runs on a background thread so the kernel still receives a Cancel click. Every trial redraws
 the trade-off chart (SVG rendered offline) and appends a row to the trials table.
+
+Inside the dashboard (``Workbench``, its *Search* tab) the panel shares the dashboard's model, run store,
+budget, latency protocol and worker thread: ``model``, ``budget`` and ``bench`` are then callables read
+when a search starts, and the panel's own budget boxes are hidden.
 """
 
 from __future__ import annotations
@@ -13,14 +17,17 @@ from __future__ import annotations
 import html
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
-from workbench import BenchConfig, CancelledError, LoadedModel, RunContext, RunStore, WorkbenchError
+from workbench import BenchConfig, CancelledError, LoadedModel, RunContext, RunStore, WorkbenchError, load_model
 from workbench.budget import Budget
 from workbench.charts import to_svg, tradeoff_chart
 from workbench.search import TRAINING_FAMILIES, SearchResult, SearchSpace, TrialRecord, search
+
+from ._common import Worker
 
 __all__ = ["SearchPanel"]
 
@@ -35,14 +42,22 @@ def _p50(r: TrialRecord) -> str:
 
 
 class SearchPanel(w.VBox):
-    """Budget inputs, a Search / Cancel pair, live progress, the trade-off chart and the trials table."""
+    """Budget inputs, a Search / Cancel pair, live progress, the trade-off chart and the trials table.
+
+    ``model`` is a name, a LoadedModel, or a callable returning one (called on the search's thread when a
+    search starts). ``budget`` (a callable returning a Budget) replaces the panel's own budget boxes;
+    ``bench`` is a BenchConfig or a callable returning one; ``worker`` runs the search on that Worker
+    (the dashboard's single thread) instead of a thread of its own.
+    """
 
     def __init__(
         self,
-        model: str | LoadedModel = "digits-cnn",
+        model: str | LoadedModel | Callable[[], str | LoadedModel] = "digits-cnn",
         store: RunStore | str | None = None,
         *,
-        bench: BenchConfig | None = None,
+        bench: BenchConfig | Callable[[], BenchConfig] | None = None,
+        budget: Callable[[], Budget] | None = None,
+        worker: Worker | None = None,
         **load_kw: Any,
     ):
         from workbench.search import _default_families
@@ -51,11 +66,19 @@ class SearchPanel(w.VBox):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.bench = bench
         self.load_kw = load_kw
+        self.worker = worker
+        self._budget_fn = budget
         self.result: SearchResult | None = None
         self.records: list[TrialRecord] = []
         self.redraws = 0
+        self.tradeoff: Any = None  # the Altair chart last drawn (its spec holds the trials as data)
         self._ctx: RunContext | None = None
         self._thread: threading.Thread | None = None
+        self._future: Any = None
+        self._unavailable: str | None = None
+        self._budget_used: Budget | None = None
+        self._trial_listeners: list[Callable[[TrialRecord], None]] = []
+        self._done_listeners: list[Callable[[SearchResult | None], None]] = []
         style = {"description_width": "140px"}
         self.max_latency = w.FloatText(0.0, description="max p50 (ms)", style=style, tooltip="0 = no latency limit")
         self.max_size = w.FloatText(0.0, description="max size (MB)", style=style, tooltip="0 = no size limit")
@@ -92,18 +115,11 @@ class SearchPanel(w.VBox):
             "latency limit is set, else the fastest that fits. Candidates already measured are reused; "
             "a stopped search resumes where it left off.</div>"
         )
-        form = w.VBox(
-            [
-                self.max_latency,
-                self.max_size,
-                self.max_drop,
-                self.threads,
-                self.trials,
-                self.families,
-                self.executor,
-                self.address,
-            ]
-        )
+        own_budget = [self.max_latency, self.max_size, self.max_drop, self.threads]
+        if budget is not None:  # the dashboard's budget panel sets the limits and threads
+            for c in own_budget:
+                c.layout.display = "none"
+        form = w.VBox([*own_budget, self.trials, self.families, self.executor, self.address])
         super().__init__(
             [
                 help_,
@@ -116,7 +132,32 @@ class SearchPanel(w.VBox):
         )
 
     # ---- actions --------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        if self._future is not None and not self._future.done():
+            return True
+        return self._thread is not None and self._thread.is_alive()
+
+    def add_trial_listener(self, fn: Callable[[TrialRecord], None]) -> None:
+        """Also call ``fn(record)`` after each finished trial has been drawn (on the search's thread)."""
+        self._trial_listeners.append(fn)
+
+    def add_done_listener(self, fn: Callable[[SearchResult | None], None]) -> None:
+        """Also call ``fn(result)`` when a search ends (None when it was cancelled or failed)."""
+        self._done_listeners.append(fn)
+
+    def set_unavailable(self, reason: str | None) -> None:
+        """Disable Search with ``reason`` shown (None: enable it again)."""
+        self.run_button.disabled = reason is not None or self.running
+        if reason is not None:
+            self._show(reason, "warn")
+        elif not self.running:
+            self.status.value = ""
+        self._unavailable = reason
+
     def budget(self) -> Budget:
+        if self._budget_fn is not None:
+            return self._budget_fn()
         drop = _limit(self.max_drop.value)
         return Budget(
             max_latency_ms=_limit(self.max_latency.value),
@@ -127,7 +168,13 @@ class SearchPanel(w.VBox):
 
     def run(self, wait: bool = False) -> None:
         """Start the search on a background thread (``wait=True`` blocks until it ends: scripts, tests)."""
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
+            return
+        if self._unavailable:
+            self._show(self._unavailable, "warn")
+            return
+        if self.worker is not None and self.worker.busy:
+            self._show(f"Busy ({self.worker.label}): press Search again when it has finished.", "warn")
             return
         try:
             budget = self.budget()
@@ -141,6 +188,11 @@ class SearchPanel(w.VBox):
         self.run_button.disabled, self.cancel_button.disabled = True, False
         self._show(f"Searching {space.size} recipes under {budget.describe()}…", "info")
         self.chart.value, self.table.value = "", ""
+        if self.worker is not None:
+            self._future = self.worker.submit("searching", self._work, budget, space)
+            if wait:
+                self._future.result()
+            return
         self._thread = threading.Thread(target=self._work, args=(budget, space), daemon=True)
         self._thread.start()
         if wait:
@@ -152,20 +204,36 @@ class SearchPanel(w.VBox):
             self._show("Cancelling after the current step…", "warn")
 
     def wait(self, timeout: float | None = None) -> None:
+        if self._future is not None:
+            self._future.result(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _resolve_model(self) -> LoadedModel | str:
+        model = self.model() if callable(self.model) else self.model
+        if isinstance(model, str):
+            model = load_model(model, **self.load_kw)
+        if model.task.name == "causal-lm":
+            raise WorkbenchError(
+                f"{model.name} is a causal language model: the search space holds classifier and encoder "
+                "recipes. Compare the lm-* recipes with Run instead."
+            )
+        return model
+
     def _work(self, budget: Budget, space: SearchSpace) -> None:
+        self._budget_used = budget
         try:
+            model = self._resolve_model()
+            bench = self.bench() if callable(self.bench) else self.bench
             self.result = search(
-                self.model,
+                model,
                 budget,
                 space,
                 trials=int(self.trials.value),
                 store=self.store,
                 executor=self.executor.value,
                 address=self.address.value.strip() or None,
-                bench=self.bench,
+                bench=bench,
                 ctx=self._ctx,
                 on_trial=self._on_trial,
                 **self.load_kw,
@@ -179,14 +247,20 @@ class SearchPanel(w.VBox):
             )
         except WorkbenchError as e:
             self._show(str(e), "error")
+        except Exception as e:  # the panel must survive anything and say what happened
+            self._show(f"Unexpected error: {type(e).__name__}: {e}", "error")
         finally:
             self.run_button.disabled, self.cancel_button.disabled = False, True
+        for fn in self._done_listeners:
+            fn(self.result)
 
     def _on_trial(self, rec: TrialRecord) -> None:
         self.records.append(rec)
         self.progress.value = min(self.progress.max, len(self.records))
-        self._draw(self.budget(), None)
+        self._draw(self._budget_used, None)
         self._show(f"trial {len(self.records)}/{self.progress.max}: {rec.recipe.name} — {rec.verdict}", "info")
+        for fn in self._trial_listeners:
+            fn(rec)
 
     # ---- drawing --------------------------------------------------------------------------------------
     def _draw(self, budget: Budget, best_id: str | None) -> None:
@@ -207,7 +281,8 @@ class SearchPanel(w.VBox):
             )
         pool = {c.id: c for c in ([base] if base else []) + cands}
         fits = [r.candidate.id for r in self.records if r.fits]
-        self.chart.value = to_svg(tradeoff_chart(list(pool.values()), budget, selected=[best_id] if best_id else fits))
+        self.tradeoff = tradeoff_chart(list(pool.values()), budget, selected=[best_id] if best_id else fits)
+        self.chart.value = to_svg(self.tradeoff)
         self.redraws += 1
         rows = "".join(
             f"<tr><td>{r.number}</td><td>{html.escape(r.recipe.name)}</td><td>{_p50(r)}</td>"

@@ -349,6 +349,7 @@ class DistillationPanel(_OptionalPassPanel):
 
 class BudgetPanel(w.VBox):
     """What the device allows: max p50 latency (ms), max size (MB), max accuracy drop (points), threads.
+    For a causal LM (``set_lm(True)``): min decode tokens/s, max size, max perplexity increase (%), threads.
 
     Empty boxes mean "no limit". ``budget()`` raises ConfigError naming the box on bad input.
 
@@ -384,6 +385,21 @@ class BudgetPanel(w.VBox):
             continuous_update=False,
             style=_STYLE,
         )
+        self.min_tok_s = w.Text(
+            value=text(budget.min_tokens_per_s),
+            description="Min tokens/s",
+            placeholder="no limit",
+            continuous_update=False,
+            style=_STYLE,
+        )
+        self.max_ppl = w.Text(
+            value=text(budget.max_perplexity_increase, 100),
+            description="Max perplexity +%",
+            placeholder="no limit (%, e.g. 5)",
+            continuous_update=False,
+            style=_STYLE,
+        )
+        self.lm = False
         t = threads or budget.threads or cores
         self.threads = w.IntSlider(
             value=min(t, max(cores, t)),
@@ -395,18 +411,31 @@ class BudgetPanel(w.VBox):
             layout=_WIDE,
         )
         self.error = Message()
+        self._ms_box = with_help(
+            self.max_ms, "Slowest acceptable median time for one input, in milliseconds. Empty = no limit."
+        )
+        self._drop_box = with_help(
+            self.max_drop,
+            "How many accuracy points you accept to lose vs. FP32 (1 = 1 %, e.g. 98.5 % → 97.5 %). Empty = no limit.",
+        )
+        self._tok_box = with_help(
+            self.min_tok_s,
+            "Slowest acceptable text generation, in new tokens per second (reading speed is about 5). "
+            "Empty = no limit.",
+        )
+        self._ppl_box = with_help(
+            self.max_ppl,
+            "How much worse the model may predict text than FP32: perplexity increase in % (5 = 30.0 → 31.5). "
+            "Empty = no limit.",
+        )
         super().__init__(
             [
                 _title("Budget"),
-                with_help(
-                    self.max_ms, "Slowest acceptable median time for one input, in milliseconds. Empty = no limit."
-                ),
+                self._ms_box,
+                self._tok_box,
                 with_help(self.max_mb, "Largest acceptable model file, in megabytes. Empty = no limit."),
-                with_help(
-                    self.max_drop,
-                    "How many accuracy points you accept to lose vs. FP32 (1 = 1 %, e.g. "
-                    "98.5 % → 97.5 %). Empty = no limit.",
-                ),
+                self._drop_box,
+                self._ppl_box,
                 with_help(
                     self.threads,
                     "CPU threads the model may use: fewer threads imitate a smaller device. "
@@ -415,12 +444,25 @@ class BudgetPanel(w.VBox):
                 self.error,
             ]
         )
-        for c in (self.max_ms, self.max_mb, self.max_drop):
+        for c in self.limits:
             c.observe(self._validate, names="value")
+        self.set_lm(False)
+
+    @property
+    def limits(self) -> list[w.Text]:
+        """Every limit box (those of the other kind of model are hidden, and ignored by ``budget()``)."""
+        return [self.max_ms, self.max_mb, self.max_drop, self.min_tok_s, self.max_ppl]
 
     @property
     def controls(self) -> list[w.Widget]:
-        return [self.max_ms, self.max_mb, self.max_drop, self.threads]
+        return [*self.limits, self.threads]
+
+    def set_lm(self, lm: bool) -> None:
+        """Show the causal-LM limits (tokens/s, perplexity) instead of latency and accuracy drop, or back."""
+        self.lm = bool(lm)
+        for box, show in ((self._ms_box, not lm), (self._drop_box, not lm), (self._tok_box, lm), (self._ppl_box, lm)):
+            box.layout.display = "" if show else "none"
+        self._validate()
 
     def _validate(self, _change: Any = None) -> None:
         try:
@@ -431,8 +473,16 @@ class BudgetPanel(w.VBox):
             self.error.clear()
 
     def budget(self) -> Budget:
-        ms = _number(self.max_ms.value, "Max latency (ms)", "max_latency_ms")
         mb = _number(self.max_mb.value, "Max size (MB)", "max_size_mb")
+        if self.lm:
+            ppl = _number(self.max_ppl.value, "Max perplexity +%", "max_perplexity_increase")
+            return Budget(
+                max_size_mb=mb,
+                threads=self.threads.value,
+                min_tokens_per_s=_number(self.min_tok_s.value, "Min tokens/s", "min_tokens_per_s"),
+                max_perplexity_increase=None if ppl is None else ppl / 100,
+            )
+        ms = _number(self.max_ms.value, "Max latency (ms)", "max_latency_ms")
         drop = _number(self.max_drop.value, "Max accuracy drop", "max_accuracy_drop")
         if drop is not None and drop > 100:
             raise ConfigError(
@@ -457,7 +507,8 @@ def _number(text: str, box: str, field: str) -> float | None:
         raise ConfigError(
             f"The {box!r} box must be a number like 5 or 0.5, or empty for no limit. Got {text!r} instead."
         ) from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and field != "max_accuracy_drop"):
-        valid = "a number >= 0" if field == "max_accuracy_drop" else "a number > 0"
+    zero_ok = field in ("max_accuracy_drop", "max_perplexity_increase")
+    if not math.isfinite(v) or v < 0 or (v == 0 and not zero_ok):
+        valid = "a number >= 0" if zero_ok else "a number > 0"
         raise ConfigError(f"The {box!r} box must be {valid}, or empty for no limit. Got {text!r} instead.")
     return v

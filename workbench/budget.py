@@ -3,6 +3,11 @@
 >>> b = Budget(max_latency_ms=5, max_size_mb=25, max_accuracy_drop=0.005)
 >>> b.describe()
 'p50 <= 5 ms, size <= 25 MB, accuracy drop <= 0.5 points'
+
+A causal LM is judged on what a chat user feels: decode speed and perplexity against FP32.
+
+>>> Budget(min_tokens_per_s=20, max_perplexity_increase=0.05).describe()
+'tokens/s >= 20, perplexity increase <= 5 %'
 """
 
 from __future__ import annotations
@@ -18,12 +23,18 @@ __all__ = ["Budget", "Violation", "violations", "best_within", "pareto_front"]
 
 @dataclass(frozen=True)
 class Budget:
-    """Limits a candidate must meet. None = no limit. Accuracy drop is a fraction (0.005 = 0.5 points)."""
+    """Limits a candidate must meet. None = no limit. Accuracy drop is a fraction (0.005 = 0.5 points).
+
+    For causal LMs ``max_latency_ms`` limits the per-token decode p50; ``min_tokens_per_s`` the decode speed
+    and ``max_perplexity_increase`` the perplexity rise over the FP32 baseline, a fraction (0.05 = +5 %).
+    """
 
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     max_accuracy_drop: float | None = None
     threads: int | None = None
+    min_tokens_per_s: float | None = None
+    max_perplexity_increase: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_latency_ms is not None:
@@ -34,6 +45,10 @@ class Budget:
             check_range("Budget", "max_accuracy_drop", self.max_accuracy_drop, 0, 1)
         if self.threads is not None:
             check_range("Budget", "threads", self.threads, 1, 1024, integer=True)
+        if self.min_tokens_per_s is not None:
+            check_range("Budget", "min_tokens_per_s", self.min_tokens_per_s, 0, None, lo_open=True)
+        if self.max_perplexity_increase is not None:
+            check_range("Budget", "max_perplexity_increase", self.max_perplexity_increase, 0, None)
 
     def describe(self) -> str:
         parts = []
@@ -43,38 +58,70 @@ class Budget:
             parts.append(f"size <= {self.max_size_mb:g} MB")
         if self.max_accuracy_drop is not None:
             parts.append(f"accuracy drop <= {100 * self.max_accuracy_drop:g} points")
+        if self.min_tokens_per_s is not None:
+            parts.append(f"tokens/s >= {self.min_tokens_per_s:g}")
+        if self.max_perplexity_increase is not None:
+            parts.append(f"perplexity increase <= {100 * self.max_perplexity_increase:g} %")
         return ", ".join(parts) or "no limits"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "max_latency_ms": self.max_latency_ms,
             "max_size_mb": self.max_size_mb,
             "max_accuracy_drop": self.max_accuracy_drop,
             "threads": self.threads,
         }
+        # the LM limits only when set: search study names hash this dict, and must not change for old budgets
+        for k in ("min_tokens_per_s", "max_perplexity_increase"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        return out
+
+
+#: constraints that are minimums: a candidate breaks them by falling short
+_MINIMUMS = frozenset({"tokens_per_s"})
+_UNITS = {
+    "latency": (" ms", 1),
+    "size": (" MB", 1),
+    "accuracy_drop": (" points", 100),
+    "tokens_per_s": (" tokens/s", 1),
+    "perplexity_increase": (" %", 100),
+}
 
 
 @dataclass(frozen=True)
 class Violation:
-    constraint: str  # "latency" | "size" | "accuracy_drop" | "status"
+    #: "latency" | "size" | "accuracy_drop" | "tokens_per_s" | "perplexity_increase" | "status"
+    constraint: str
     limit: float | None
     value: float | None
 
     @property
     def excess(self) -> float | None:
+        """How far past the limit, always > 0 for a broken one (a shortfall for minimums such as tokens/s)."""
         if self.limit is None or self.value is None:
             return None
-        return self.value - self.limit
+        return self.limit - self.value if self.constraint in _MINIMUMS else self.value - self.limit
+
+    def amounts(self) -> tuple[str, str, str]:
+        """(limit, measured value, excess) as text with units, e.g. ``("0.3 MB", "0.63 MB", "0.33 MB")``;
+        dashes for a candidate that was not measured."""
+        if self.constraint == "status" or self.limit is None or self.value is None:
+            return ("-", "-", "-")
+        unit, scale = _UNITS[self.constraint]
+        return tuple(_num(scale * v) + unit for v in (self.limit, self.value, self.excess))  # type: ignore[return-value]
 
     def __str__(self) -> str:
         if self.constraint == "status":
             return "not measured (failed or cancelled)"
-        unit = {"latency": " ms", "size": " MB", "accuracy_drop": " points"}[self.constraint]
-        scale = 100 if self.constraint == "accuracy_drop" else 1
-        return (
-            f"{self.constraint} {scale * self.value:.3g}{unit} exceeds {scale * self.limit:.3g}{unit} "
-            f"by {scale * self.excess:.3g}{unit}"
-        )
+        limit, value, excess = self.amounts()
+        verb = "is below" if self.constraint in _MINIMUMS else "exceeds"
+        return f"{self.constraint} {value} {verb} {limit} by {excess}"
+
+
+def _num(v: float) -> str:
+    """3 significant digits, without an exponent for large values (2960 tokens/s, not 2.96e+03)."""
+    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def violations(c: Candidate, budget: Budget) -> list[Violation]:
@@ -89,16 +136,29 @@ def violations(c: Candidate, budget: Budget) -> list[Violation]:
         out.append(Violation("size", budget.max_size_mb, size / 1e6))
     if budget.max_accuracy_drop is not None and drop is not None and drop > budget.max_accuracy_drop:
         out.append(Violation("accuracy_drop", budget.max_accuracy_drop, drop))
+    tps, rise = c.get("tokens_per_s"), c.get("perplexity_increase")
+    if rise is None and c.get("perplexity") is not None and not c.recipe.get("steps"):
+        rise = 0.0  # the FP32 baseline is the reference itself
+    if budget.min_tokens_per_s is not None and tps is not None and tps < budget.min_tokens_per_s:
+        out.append(Violation("tokens_per_s", budget.min_tokens_per_s, tps))
+    if budget.max_perplexity_increase is not None and rise is not None and rise > budget.max_perplexity_increase:
+        out.append(Violation("perplexity_increase", budget.max_perplexity_increase, rise))
     return out
 
 
 def _quality(c: Candidate) -> float:
+    """Higher is better: accuracy, else fidelity to FP32, else minus the perplexity (causal LMs)."""
     acc = c.get("accuracy")
-    return acc if acc is not None else (c.get("fidelity") or 0.0)
+    if acc is not None:
+        return acc
+    if c.get("fidelity") is not None:
+        return c.get("fidelity")
+    ppl = c.get("perplexity")
+    return -float(ppl) if ppl is not None else 0.0
 
 
 def best_within(cands: list[Candidate], budget: Budget) -> Candidate | None:
-    """The most accurate candidate that fits (ties: the faster one)."""
+    """The most accurate (for LMs: lowest-perplexity) candidate that fits (ties: the faster one)."""
     fits = [c for c in cands if c.status != "intermediate" and not violations(c, budget)]
     if not fits:
         return None
@@ -106,7 +166,8 @@ def best_within(cands: list[Candidate], budget: Budget) -> Candidate | None:
 
 
 def pareto_front(cands: list[Candidate]) -> list[Candidate]:
-    """Candidates no other candidate beats on all of accuracy (higher), p50 and size (lower)."""
+    """Candidates no other candidate beats on all of quality (accuracy higher, or perplexity lower), p50 and
+    size (lower)."""
     pts = [c for c in cands if c.ok and c.get("p50_ms") is not None]
 
     def dominates(a: Candidate, b: Candidate) -> bool:

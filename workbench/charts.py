@@ -48,7 +48,9 @@ METRIC_TITLES: dict[str, str] = {
     "accuracy_drop": "accuracy drop",
     "size_mb": "size (MB)",
     "perplexity": "perplexity",
+    "perplexity_increase": "perplexity increase vs FP32",
     "tokens_per_s": "tokens / s",
+    "prefill_ms": "prefill (ms)",
     "speedup": "speed-up vs FP32",
 }
 #: metrics where more is better; every other metric (latency, size, perplexity) is better when lower
@@ -77,8 +79,12 @@ def candidate_label(c: Candidate) -> str:
 
 
 def quality_metric(cands: Iterable[Candidate]) -> str:
-    """``"accuracy"`` when any measured candidate has it (labelled data), else ``"fidelity"``."""
-    return "accuracy" if any(c.get("accuracy") is not None for c in cands if c.ok) else "fidelity"
+    """``"accuracy"`` when any measured candidate has it (labelled data), ``"perplexity"`` for causal LMs,
+    else ``"fidelity"``."""
+    measured = [c for c in cands if c.ok]
+    if any(c.get("accuracy") is not None for c in measured):
+        return "accuracy"
+    return "perplexity" if any(c.get("perplexity") is not None for c in measured) else "fidelity"
 
 
 def _role(c: Candidate, selected: Sequence[str]) -> str:
@@ -208,6 +214,8 @@ def _budget_rules(cands, budget, x, y, xs, ys) -> list:
         vertical.append({"x": budget.max_latency_ms, "limit": f"max p50 {budget.max_latency_ms:g} ms"})
     if budget.max_size_mb is not None and x == "size_mb":
         vertical.append({"x": budget.max_size_mb, "limit": f"max size {budget.max_size_mb:g} MB"})
+    if budget.min_tokens_per_s is not None and x == "tokens_per_s":
+        vertical.append({"x": budget.min_tokens_per_s, "limit": f"min {budget.min_tokens_per_s:g} tokens/s"})
     base = _baseline(cands)
     if (
         budget.max_accuracy_drop is not None
@@ -217,6 +225,9 @@ def _budget_rules(cands, budget, x, y, xs, ys) -> list:
     ):
         floor = _metric(base, y) - budget.max_accuracy_drop
         horizontal.append({"y": floor, "limit": f"max drop {100 * budget.max_accuracy_drop:g} points"})
+    if budget.max_perplexity_increase is not None and base is not None and y == "perplexity" and _metric(base, y):
+        ceiling = _metric(base, y) * (1 + budget.max_perplexity_increase)
+        horizontal.append({"y": ceiling, "limit": f"max perplexity +{100 * budget.max_perplexity_increase:g} %"})
     rule = dict(color="#f58518", strokeDash=[6, 4], strokeWidth=1.5)
     out = []
     if vertical:

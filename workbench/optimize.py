@@ -141,6 +141,8 @@ def _ratios(m: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
             m["speedup"] = base["p50_ms"] / m["p50_ms"]
         if base.get("size_bytes"):
             m["size_ratio"] = m["size_bytes"] / base["size_bytes"]
+        if base.get("perplexity") and m.get("perplexity") is not None:  # causal LMs: what a budget limits
+            m["perplexity_increase"] = m["perplexity"] / base["perplexity"] - 1
     return m
 
 

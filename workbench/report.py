@@ -1,9 +1,12 @@
 """Reports: run the report notebook with papermill, then freeze it into one self-contained HTML file.
 
 The template (``workbench/templates/report.ipynb``) only calls the library: optimize (reusing what the
-run store already holds), the comparison table, each candidate's recipe, static chart images, the budget
-verdict and the environment fingerprint. The HTML reads offline: charts are PNG images embedded as
-``data:`` URIs (vl-convert, no browser), and no CDN script is referenced.
+run store already holds), then the section builders of :mod:`workbench.report_sections` — the comparison
+table, each candidate's recipe, static chart images, the budget verdict, what a search found (its Pareto
+front, best candidate and rejections) and the environment fingerprint. A causal LM gets perplexity with its
+CI, tokens/s, prefill time, a perplexity-vs-tokens/s chart and its generation samples. The HTML reads
+offline: charts are PNG images embedded as ``data:`` URIs (vl-convert, no browser), and no CDN script is
+referenced.
 
 A failing cell still yields a report: it opens with which cell failed and why, and ``ok`` is False.
 
