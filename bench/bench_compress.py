@@ -26,11 +26,10 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 sys.path.insert(0, str(HERE))
 
-import numpy as np  # noqa: E402
 from bench_minilm import optimum_anchor, row  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from workbench.benchmark import benchmark  # noqa: E402
+from workbench.benchmark import benchmark, side_by_side  # noqa: E402
 from workbench.evaluate import predict  # noqa: E402
 
 RECIPES = ["ort-int8-dynamic", "prune-distill-int8"]
@@ -46,26 +45,11 @@ def with_budget(name: str, seconds: float | None) -> wb.Recipe:
     return wb.Recipe(r.name, steps, r.description, r.tags)
 
 
-def interleaved_latency(runners: dict, inputs: dict, rounds: int, warmup: int = 10) -> dict[str, dict[str, float]]:
-    """p50/p90 per variant, timed round-robin: on a shared machine load changes hit every variant alike."""
-    for run in runners.values():
-        for _ in range(warmup):
-            run(inputs)
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            t = time.perf_counter()
-            run(inputs)
-            samples[name].append((time.perf_counter() - t) * 1e3)
-    return {
-        k: {"p50_ms": float(np.percentile(v, 50)), "p90_ms": float(np.percentile(v, 90))} for k, v in samples.items()
-    }
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=200, help="timed runs per variant, spread over --rounds")
+    ap.add_argument("--rounds", type=int, default=10, help="round-robin rounds for the side-by-side timing")
     ap.add_argument("--n-eval", type=int, default=None, help="eval articles (default: all 667)")
     ap.add_argument("--all", action="store_true", help="also run prune-structured-int8 (one more training)")
     ap.add_argument(
@@ -119,11 +103,11 @@ def main() -> int:
     for c in cands[1:]:
         if c.status in ("ok", "degraded") and str(c.artifact_path).endswith(".onnx"):
             runners[f"workbench {c.recipe_name}"] = wb.onnx_artifact(Path(c.artifact_path)).runner(args.threads)
-    timed = interleaved_latency(runners, model.bench_inputs(), rounds=args.runs)
+    timed = side_by_side(runners, model.bench_inputs(), runs=args.runs, rounds=args.rounds, threads=args.threads)
     for r in rows:
         if r["variant"] in timed:
             r["p50_ms_sequential"], r["p90_ms_sequential"] = r["p50_ms"], r["p90_ms"]
-            r.update(timed[r["variant"]])
+            r.update(p50_ms=timed[r["variant"]].p50, p90_ms=timed[r["variant"]].p90)
     eager, anchor_p50 = rows[0]["p50_ms"], rows[1]["p50_ms"]
     for r in rows:
         if "p50_ms" in r:

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
 import workbench as wb  # noqa: E402
-from workbench.benchmark import benchmark  # noqa: E402
+from workbench.benchmark import benchmark, side_by_side  # noqa: E402
 from workbench.evaluate import predict  # noqa: E402
 
 RECIPES = [
@@ -136,15 +136,10 @@ def main() -> int:
         if c.ok:
             art = wb.onnx_artifact(Path(c.artifact_path)) if c.runtime == "onnxruntime" else _torch_candidate(model, c)
             runners[f"workbench {c.recipe_name}"] = art.runner(args.threads)
-    samples = {k: [] for k in runners}
-    per_round = wb.BenchConfig(warmup=5, runs=max(1, args.runs // args.rounds), threads=args.threads)
-    for _ in range(args.rounds):
-        for k, r in runners.items():
-            samples[k].extend(benchmark(r, model.bench_inputs(), per_round).samples_ms)
+    timed = side_by_side(runners, model.bench_inputs(), runs=args.runs, rounds=args.rounds, threads=args.threads)
     for r in rows:
-        if r["variant"] in samples:
-            s = np.asarray(samples[r["variant"]])
-            r["p50_ms"], r["p90_ms"] = float(np.percentile(s, 50)), float(np.percentile(s, 90))
+        if r["variant"] in timed:
+            r["p50_ms"], r["p90_ms"] = timed[r["variant"]].p50, timed[r["variant"]].p90
     eager = rows[0]["p50_ms"]
     anchor["speedup_vs_eager"] = eager / anchor["p50_ms"]
     for r in rows:

@@ -20,7 +20,7 @@ import numpy as np
 from .config import check_range
 from .context import RunContext
 
-__all__ = ["BenchConfig", "LatencyResult", "benchmark", "measure_peak_rss", "onnx_inference_memory"]
+__all__ = ["BenchConfig", "LatencyResult", "benchmark", "side_by_side", "measure_peak_rss", "onnx_inference_memory"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,34 @@ def benchmark(
         if ctx and i % 10 == 9:
             ctx.step(10)
     return LatencyResult(tuple(samples), cfg.effective_threads, peak)
+
+
+def side_by_side(
+    runners: Mapping[str, Callable[[Mapping[str, np.ndarray]], object]],
+    inputs: Mapping[str, np.ndarray],
+    *,
+    runs: int = 200,
+    rounds: int = 10,
+    warmup: int = 5,
+    threads: int | None = None,
+) -> dict[str, LatencyResult]:
+    """Time several runners against each other, for ratios that hold on a shared machine.
+
+    ``rounds`` rounds; in each, every runner in turn gets ``warmup`` untimed calls and ``runs // rounds``
+    timed ones; samples are pooled per runner. A slow phase of the machine (a busy neighbour, a stolen
+    core) then hits every runner alike, and each chunk is long enough that what is timed is the model,
+    not the switch between runtimes: timing one call of each in turn measured the switch (thread pools
+    of the previous runtime still spinning, caches refilled) and made FP32 PyTorch eager 3x slower.
+    """
+    cfg = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads)
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    peaks: dict[str, int | None] = {}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            r = benchmark(run, inputs, cfg)
+            samples[name].extend(r.samples_ms)
+            peaks[name] = max(filter(None, (peaks.get(name), r.peak_mem_bytes)), default=None)
+    return {k: LatencyResult(tuple(v), cfg.effective_threads, peaks.get(k)) for k, v in samples.items()}
 
 
 _MEM_PROBE = r"""
