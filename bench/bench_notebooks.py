@@ -3,8 +3,8 @@
 Runs every notebook in notebooks/ with papermill, one after the other, each in its own empty folder (so a
 fresh run store: nothing reused from an earlier run) and with the shared model cache (the MiniLM head and
 the digits CNN are trained once per machine, as on a student's laptop after `make install`). Records the
-wall-clock time and the CPU time the kernel used, then runs the first notebook again in the same folder to
-show what a rerun costs when every candidate comes from the run store.
+wall-clock time and the CPU time the kernel used, then runs a measuring notebook again in the same folder to
+show what a rerun costs when every candidate comes from the run store (quantization.ipynb).
 
     .venv/bin/python bench/bench_notebooks.py      # prints a table, writes bench/results/notebooks.json
     .venv/bin/python bench/bench_notebooks.py -p model digits-cnn   # the short-session variant
@@ -65,8 +65,10 @@ def main() -> int:
             cwd.mkdir()
             rows.append(run_notebook(name, cwd, args.p, args.timeout))
             print(rows[-1], flush=True)
-        if rows and rows[0]["ok"]:
-            again = run_notebook(args.only[0], Path(d) / args.only[0], args.p, args.timeout)
+        # a rerun answers from the run store; quickstart only opens the dashboard, so rerun a measuring one
+        rerun = next((n for n in ("quantization", "export_and_deploy") if n in args.only), args.only[0])
+        if any(r["ok"] and r["notebook"] == f"{rerun}.ipynb" for r in rows):
+            again = run_notebook(rerun, Path(d) / rerun, args.p, args.timeout)
             again["notebook"] += " (again, same run store)"
             rows.append(again)
     print(f"\n{'notebook':48} {'wall':>8} {'CPU':>8}")
