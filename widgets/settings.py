@@ -364,41 +364,20 @@ class BudgetPanel(w.VBox):
         def text(v: float | None, scale: float = 1) -> str:
             return "" if v is None else f"{v * scale:g}"
 
-        self.max_ms = w.Text(
-            value=text(budget.max_latency_ms),
-            description="Max latency (ms)",
-            placeholder="no limit",
-            continuous_update=False,
-            style=_STYLE,
-        )
-        self.max_mb = w.Text(
-            value=text(budget.max_size_mb),
-            description="Max size (MB)",
-            placeholder="no limit",
-            continuous_update=False,
-            style=_STYLE,
-        )
-        self.max_drop = w.Text(
-            value=text(budget.max_accuracy_drop, 100),
-            description="Max accuracy drop",
-            placeholder="no limit (points, e.g. 1)",
-            continuous_update=False,
-            style=_STYLE,
-        )
-        self.min_tok_s = w.Text(
-            value=text(budget.min_tokens_per_s),
-            description="Min tokens/s",
-            placeholder="no limit",
-            continuous_update=False,
-            style=_STYLE,
-        )
-        self.max_ppl = w.Text(
-            value=text(budget.max_perplexity_increase, 100),
-            description="Max perplexity +%",
-            placeholder="no limit (%, e.g. 5)",
-            continuous_update=False,
-            style=_STYLE,
-        )
+        def box(value: str, description: str, placeholder: str = "no limit") -> w.Text:
+            return w.Text(
+                value=value,
+                description=description,
+                placeholder=placeholder,
+                continuous_update=False,
+                style=_STYLE,
+            )
+
+        self.max_ms = box(text(budget.max_latency_ms), "Max latency (ms)")
+        self.max_mb = box(text(budget.max_size_mb), "Max size (MB)")
+        self.max_drop = box(text(budget.max_accuracy_drop, 100), "Max accuracy drop", "no limit (points, e.g. 1)")
+        self.min_tok_s = box(text(budget.min_tokens_per_s), "Min tokens/s")
+        self.max_ppl = box(text(budget.max_perplexity_increase, 100), "Max perplexity +%", "no limit (%, e.g. 5)")
         self.lm = False
         t = threads or budget.threads or cores
         self.threads = w.IntSlider(
