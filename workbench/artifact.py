@@ -100,11 +100,12 @@ class Artifact:
         return int(n)
 
     # ---- running -----------------------------------------------------------------------
-    def runner(self, threads: int | None = None) -> Runner:
-        """A callable mapping named numpy inputs to the first output as float32 numpy."""
+    def runner(self, threads: int | None = None, *, session_config: Mapping[str, str] | None = None) -> Runner:
+        """A callable mapping named numpy inputs to the first output as float32 numpy. ``session_config``:
+        ONNX Runtime session config entries (e.g. ``{"session.intra_op.allow_spinning": "0"}``)."""
         if self.kind == "torch":
             return _torch_runner(self.module, self.input_names, threads)
-        return _ort_runner(self.path, threads)
+        return _ort_runner(self.path, threads, session_config)
 
 
 def _packed_len(model, name: str) -> int:
@@ -215,8 +216,8 @@ def ort_session(
         raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from None
 
 
-def _ort_runner(path: Path, threads: int | None) -> Runner:
-    sess = ort_session(path, threads)
+def _ort_runner(path: Path, threads: int | None, config: Mapping[str, str] | None = None) -> Runner:
+    sess = ort_session(path, threads, config=config)
     wanted = {i.name: i.type for i in sess.get_inputs()}
     np_types = {
         "tensor(int64)": np.int64,
