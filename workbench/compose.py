@@ -16,8 +16,8 @@ from typing import Any
 
 from .config import PassConfig, check_choice, config_kinds
 from .errors import ConfigError
-from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
-from .recipes import Recipe
+from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, StaticInt8
+from .recipes import INT8_FUSIONS, Recipe
 
 __all__ = [
     "PRECISIONS",
@@ -68,7 +68,7 @@ def _precision_steps(
         return [Cast(precision)]
     if precision == "int8-dynamic":
         # export + fusions first: the same chain as the shipped 'ort-int8-dynamic' recipe
-        return [OnnxExport(), OrtOptimize(gelu_approximation=True), DynamicInt8(per_channel=per_channel)]
+        return [OnnxExport(), INT8_FUSIONS, DynamicInt8(per_channel=per_channel)]
     if precision == "int8-static":
         return [OnnxExport(), StaticInt8(calibration=calibration, samples=samples, per_channel=per_channel)]
     return [OnnxExport(), Int4WeightOnly(block_size=block_size)]

@@ -20,7 +20,16 @@ from .config import PassConfig
 from .errors import ConfigError, RecipeError, UnknownNameError
 from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
 
-__all__ = ["Recipe", "RECIPES", "DEFAULT_RECIPES", "get_recipe", "register_recipe", "list_recipes", "load_recipe"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "DEFAULT_RECIPES",
+    "INT8_FUSIONS",
+    "get_recipe",
+    "register_recipe",
+    "list_recipes",
+    "load_recipe",
+]
 
 
 @dataclass(frozen=True)
@@ -145,19 +154,20 @@ def get_recipe(name_or_path: str | Recipe | dict) -> Recipe:
 
 
 _E, _O = OnnxExport(), OrtOptimize()
-#: INT8 recipes also take GELU's tanh form: its error (~1e-3) is far below INT8's own and it is cheaper
-_OQ = OrtOptimize(gelu_approximation=True)
+#: the fusion step before dynamic INT8 (recipes, the search's int8-dynamic family, the dashboard's slider):
+#: GELU's tanh form too, whose error (~1e-3) is far below INT8's own and which is cheaper
+INT8_FUSIONS = OrtOptimize(gelu_approximation=True)
 for _r in (
     Recipe("ort-fp32", (_E,), "ONNX Runtime, FP32: same numbers, a faster runtime"),
     Recipe("ort-optimized", (_E, _O), "ONNX Runtime FP32 with fused attention/LayerNorm/GELU"),
     Recipe(
         "ort-int8-dynamic",
-        (_E, _OQ, DynamicInt8(per_channel=True)),
+        (_E, INT8_FUSIONS, DynamicInt8(per_channel=True)),
         "fused graph (tanh GELU) + dynamic INT8, per-channel weights: the best speed/accuracy trade on VNNI CPUs",
     ),
     Recipe(
         "ort-int8-dynamic-per-tensor",
-        (_E, _OQ, DynamicInt8(per_channel=False)),
+        (_E, INT8_FUSIONS, DynamicInt8(per_channel=False)),
         "as ort-int8-dynamic with one scale per tensor: a little faster to quantize, less accurate",
     ),
     Recipe(

@@ -37,7 +37,7 @@ from .executors import EXECUTORS, Executor, make_executor
 from .models import LoadedModel
 from .optimize import candidate_key
 from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
-from .recipes import Recipe
+from .recipes import INT8_FUSIONS, Recipe
 from .store import RunStore
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 
 PREFER = ("auto", "accuracy", "latency", "size")
 _E, _O = OnnxExport(), OrtOptimize()
-_OQ = OrtOptimize(gelu_approximation=True)  # as the ort-int8-dynamic recipe: tanh GELU under INT8
 
 
 class SearchSpaceError(WorkbenchError, ValueError):
@@ -89,7 +88,7 @@ def _default_families() -> dict[str, Family]:
         Family(
             "int8-dynamic",
             {"per_channel": (True, False), "fused": (True, False)},
-            lambda p: (*_fused(p, _OQ), DynamicInt8(per_channel=p["per_channel"])),
+            lambda p: (*_fused(p, INT8_FUSIONS), DynamicInt8(per_channel=p["per_channel"])),
             "dynamic INT8",
         ),
         Family(
