@@ -29,6 +29,7 @@ from workbench import BenchConfig, CancelledError, Candidate, LoadedModel, RunCo
 from workbench.budget import Budget, violations
 from workbench.compose import build_recipe
 from workbench.context import ProgressEvent
+from workbench.lm.task import CausalLM
 from workbench.optimize import candidate_key, run_baseline, run_recipe
 from workbench.recipes import Recipe
 
@@ -43,7 +44,7 @@ from .settings import BudgetPanel, DistillationPanel, PruningPanel, Quantization
 __all__ = ["Workbench", "LM_TASK", "TAB_TITLES"]
 
 #: the task name of causal language models (``workbench.lm``)
-LM_TASK = "causal-lm"
+LM_TASK = CausalLM.name
 #: the two modes, as tab titles
 TAB_TITLES = ("Run one setting", "Search")
 _LM_SEARCH = (

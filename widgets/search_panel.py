@@ -25,6 +25,7 @@ import ipywidgets as w
 from workbench import BenchConfig, CancelledError, LoadedModel, RunContext, RunStore, WorkbenchError, load_model
 from workbench.budget import Budget
 from workbench.charts import to_svg, tradeoff_chart
+from workbench.lm.task import CausalLM
 from workbench.search import TRAINING_FAMILIES, SearchResult, SearchSpace, TrialRecord, search
 
 from ._common import Worker
@@ -213,7 +214,7 @@ class SearchPanel(w.VBox):
         model = self.model() if callable(self.model) else self.model
         if isinstance(model, str):
             model = load_model(model, **self.load_kw)
-        if model.task.name == "causal-lm":
+        if model.task.name == CausalLM.name:
             raise WorkbenchError(
                 f"{model.name} is a causal language model: the search space holds classifier and encoder "
                 "recipes. Compare the lm-* recipes with Run instead."

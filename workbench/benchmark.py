@@ -218,9 +218,9 @@ def onnx_inference_memory(path, inputs: Mapping[str, np.ndarray], threads: int) 
 
     from .artifact import session_hints
 
-    disabled = session_hints(path)["disabled_optimizers"]
     if not os.path.exists("/proc/self/status"):
         return None
+    disabled = session_hints(path)["disabled_optimizers"]
     with tempfile.TemporaryDirectory() as d:
         feed = os.path.join(d, "inputs.npz")
         np.savez(feed, **{k: np.ascontiguousarray(v) for k, v in inputs.items()})

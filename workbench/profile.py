@@ -450,6 +450,12 @@ def _zero_share(path: str) -> tuple[float, int]:
     return (zeros / total if total else 0.0), total
 
 
+def _rows_of(prof, op_types) -> tuple[list[dict], float]:
+    """The profile rows of these operator types, and their summed share of kernel time."""
+    rows = [r for r in prof.rows if r["op_type"] in op_types]
+    return rows, sum(r["share"] for r in rows)
+
+
 def why_no_speedup(
     candidate: Candidate,
     reference: Candidate,
@@ -494,9 +500,8 @@ def why_no_speedup(
         )
         for r in prof.rows
     )
-    heavy = [r for r in prof.rows if r["op_type"] in _FLOAT_HEAVY]
+    heavy, share = _rows_of(prof, _FLOAT_HEAVY)
     if quantized and heavy:
-        share = sum(r["share"] for r in heavy)
         names = ", ".join(r["node"] for r in heavy[:3])
         exp.findings.append(
             Finding(
@@ -506,9 +511,8 @@ def why_no_speedup(
                 share,
             )
         )
-    qdq = [r for r in prof.rows if r["op_type"] in _QDQ]
+    qdq, share = _rows_of(prof, _QDQ)
     if qdq:
-        share = sum(r["share"] for r in qdq)
         exp.findings.append(
             Finding(
                 "qdq",
@@ -517,9 +521,8 @@ def why_no_speedup(
                 share,
             )
         )
-    dq = [r for r in prof.rows if r["op_type"] == "DynamicQuantizeLinear"]
+    dq, share = _rows_of(prof, ("DynamicQuantizeLinear",))
     if dq:
-        share = sum(r["share"] for r in dq)
         exp.findings.append(
             Finding(
                 "dynamic-quant",
@@ -529,9 +532,8 @@ def why_no_speedup(
                 share,
             )
         )
-    casts = [r for r in prof.rows if r["op_type"] == "Cast"]
-    if casts and sum(r["share"] for r in casts) > 0.05:
-        share = sum(r["share"] for r in casts)
+    casts, share = _rows_of(prof, ("Cast",))
+    if casts and share > 0.05:
         exp.findings.append(
             Finding(
                 "casts",
@@ -539,9 +541,8 @@ def why_no_speedup(
                 share,
             )
         )
-    skip_ln = [r for r in prof.rows if r["op_type"] == "SkipLayerNormalization"]
-    if skip_ln and sum(r["share"] for r in skip_ln) > 0.05:
-        share = sum(r["share"] for r in skip_ln)
+    skip_ln, share = _rows_of(prof, ("SkipLayerNormalization",))
+    if skip_ln and share > 0.05:
         exp.findings.append(
             Finding(
                 "slow-kernels",

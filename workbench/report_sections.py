@@ -23,6 +23,7 @@ from .benchmark import BenchConfig
 from .budget import Budget, best_within, pareto_front, violations
 from .candidate import Candidate
 from .errors import WorkbenchError
+from .lm.task import CausalLM
 from .store import RunStore
 
 if TYPE_CHECKING:  # pandas and altair load lazily: importing workbench stays light
@@ -95,7 +96,7 @@ def model_summary(loaded: Any, bench: BenchConfig, budget: Budget, seed: int) ->
     spec = getattr(loaded.task, "spec", None)
     head = f"**Model** `{loaded.name}`: {loaded.source}."
     timing = f"on {bench.effective_threads} thread(s), {bench.warmup} warm-up + {bench.runs} timed runs"
-    if loaded.task.name == "causal-lm" and spec is not None:
+    if loaded.task.name == CausalLM.name and spec is not None:
         corpus = loaded.info.get("corpus") or "held-out text"
         return (
             f"{head} A causal language model: perplexity on **{len(loaded.data.eval)}** held-out documents of "
@@ -398,7 +399,7 @@ def search_summary(store: RunStore, model: str, budget: Budget) -> SearchSummary
     with the constraint it broke and by how much."""
     import pandas as pd
 
-    from .search import _pick
+    from .search import _pick, resolve_prefer
 
     trials = search_trials(store, model)
     if not trials:
@@ -408,7 +409,7 @@ def search_summary(store: RunStore, model: str, budget: Budget) -> SearchSummary
         )
     base = _baseline_of(store, trials[0].candidate)
     pool = ([base] if base is not None else []) + [t.candidate for t in trials]
-    prefer = "accuracy" if budget.max_latency_ms is not None else "latency"
+    prefer = resolve_prefer("auto", budget)
     best = _pick(pool, budget, prefer)
     front = pareto_front(pool)
     studies = sorted({t.study for t in trials})

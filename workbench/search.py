@@ -416,6 +416,14 @@ class SearchResult:
         }
 
 
+def resolve_prefer(prefer: str, budget: Budget) -> str:
+    """What "best" means: ``"auto"`` is the most accurate that fits when there is a latency limit, else the
+    fastest that fits."""
+    if prefer != "auto":
+        return prefer
+    return "accuracy" if budget.max_latency_ms is not None else "latency"
+
+
 def _pick(cands: list[Candidate], budget: Budget, prefer: str) -> Candidate | None:
     fits = [c for c in cands if c.ok and c.get("p50_ms") is not None and not violations(c, budget)]
     if not fits:
@@ -493,7 +501,7 @@ def search(
         raise ConfigError.out_of_range("search", "prefer", prefer, f"one of {', '.join(map(repr, PREFER))}")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ConfigError.out_of_range("search", "trials", trials, "an int >= 1")
-    prefer = prefer if prefer != "auto" else ("accuracy" if budget.max_latency_ms is not None else "latency")
+    prefer = resolve_prefer(prefer, budget)
     ctx = ctx or RunContext()
     # the executor first: an unreachable cluster fails before anything is loaded, run or recorded
     ex = make_executor(executor, address)
