@@ -89,9 +89,24 @@ class Artifact:
         import onnx
 
         model = onnx.load(str(self.path), load_external_data=False)
+        # scales and zero points of quantized weights/activations are not parameters: an initializer
+        # counts unless every node that reads it reads it as a quantization parameter
+        quant_only: dict[str, bool] = {}
+        # dynamic INT8 written as MatMulInteger: Mul(activation scale from DynamicQuantizeLinear, weight scale)
+        act_scales = {n.output[1] for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"}
+        for node in model.graph.node:
+            qidx = _QUANT_PARAM_INPUTS.get(node.op_type, ())
+            if node.op_type == "Mul" and act_scales.intersection(node.input):
+                qidx = (0, 1)
+            for i, name in enumerate(node.input):
+                if name:
+                    quant_only[name] = quant_only.get(name, True) and _is_quant_param(qidx, i)
+        # integer index/shape constants (position ids, Reshape shapes, axes) are not parameters either
+        structural = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL}
         n = 0
         for init in model.graph.initializer:
-            n += int(np.prod(init.dims)) if init.dims else 1
+            if not quant_only.get(init.name, False) and init.data_type not in structural:
+                n += int(np.prod(init.dims)) if init.dims else 1
         # MatMulNBits packs two int4 weights per byte: count weights, not bytes
         for node in model.graph.node:
             if node.op_type == "MatMulNBits":
@@ -106,6 +121,26 @@ class Artifact:
         if self.kind == "torch":
             return _torch_runner(self.module, self.input_names, threads)
         return _ort_runner(self.path, threads, session_config)
+
+
+#: inputs of quantized ops that carry scales / zero points (an int = that index; ("from", k) = index k on)
+_QUANT_PARAM_INPUTS: dict[str, tuple] = {
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "DynamicQuantizeMatMul": (2, 3),
+    "MatMulInteger": (2, 3),
+    "ConvInteger": (2, 3),
+    "MatMulIntegerToFloat": (2, 3, 4, 5),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+    "QLinearConv": (1, 2, 4, 5, 6, 7),
+    "QAttention": (3, 4, 6, 7),
+    "MatMulNBits": (2, 3),
+    "QEmbedLayerNormalization": (("from", 8),),
+}
+
+
+def _is_quant_param(qidx: tuple, i: int) -> bool:
+    return any(i == q if isinstance(q, int) else i >= q[1] for q in qidx)
 
 
 def _packed_len(model, name: str) -> int:
