@@ -25,7 +25,13 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
 import workbench as wb  # noqa: E402
-from workbench.benchmark import benchmark, side_by_side  # noqa: E402
+from workbench.benchmark import (  # noqa: E402
+    benchmark,
+    format_ratio_summary,
+    ratio_summary,
+    round_speedups,
+    side_by_side,
+)
 from workbench.evaluate import predict  # noqa: E402
 
 NO_SPIN_LABEL = "ORT spinning off"
@@ -166,6 +172,10 @@ def main() -> int:
         "speedup_vs_anchor": best and best["speedup_vs_anchor"],
         "target_met": bool(best and best["speedup_vs_eager"] >= 4 and best["speedup_vs_anchor"] >= 1.2),
     }
+    # the same ratios round by round: each from two chunks timed seconds apart, under one state of the host
+    if best is not None:
+        verdict["per_round_vs_eager"] = ratio_summary(round_speedups(timed, rows[0]["variant"], best["variant"]), 4)
+        verdict["per_round_vs_anchor"] = ratio_summary(round_speedups(timed, anchor["variant"], best["variant"]), 1.2)
     hdr = f"{'variant':58} {'p50 ms':>7} {'p90 ms':>7} {'MB':>6} {'cosine':>7} {'acc %':>6} {'drop':>6} {'x eager':>7} {'x anchor':>8}"
     print(hdr)
     print("-" * len(hdr))
@@ -183,6 +193,9 @@ def main() -> int:
         f"({verdict['speedup_vs_eager'] or 0:.2f}x eager, {verdict['speedup_vs_anchor'] or 0:.2f}x anchor) "
         f"-> target {'MET' if verdict['target_met'] else 'NOT met'}"
     )
+    if best is not None:
+        print(f"  per round vs eager:  {format_ratio_summary(verdict['per_round_vs_eager'])}")
+        print(f"  per round vs anchor: {format_ratio_summary(verdict['per_round_vs_anchor'])}")
     print(
         f"threads={args.threads} runs={args.runs} eval articles={len(model.data.eval)} "
         f"wall={time.monotonic() - t0:.0f}s"

@@ -77,3 +77,19 @@ def test_runner_takes_onnxruntime_session_config(digits_model, digits_onnx, tmp_
     # proof that entries arrive: told the file is in ORT's own format, ONNX Runtime refuses the .onnx file
     with pytest.raises(wb.ModelLoadError, match="cannot load"):
         digits_onnx.runner(1, session_config={"session.load_model_format": "ORT"})
+
+
+def test_session_hints_follow_the_file_when_it_is_rewritten(digits_onnx, tmp_path):
+    """Hints are read once per file version: rewriting the model in place is seen at the next session."""
+    import shutil
+
+    from workbench.artifact import session_hints, set_session_hints
+
+    path = tmp_path / "model.onnx"
+    shutil.copy(digits_onnx.path, path)
+    assert session_hints(path) == {"disabled_optimizers": []}
+    m = onnx.load(str(path))
+    set_session_hints(m, disabled_optimizers=("SkipLayerNormFusion",))
+    onnx.save(m, str(path))
+    assert session_hints(path) == {"disabled_optimizers": ["SkipLayerNormFusion"]}
+    assert session_hints(tmp_path / "missing.onnx") == {"disabled_optimizers": []}

@@ -20,7 +20,17 @@ import numpy as np
 from .config import check_range
 from .context import RunContext
 
-__all__ = ["BenchConfig", "LatencyResult", "benchmark", "side_by_side", "measure_peak_rss", "onnx_inference_memory"]
+__all__ = [
+    "BenchConfig",
+    "LatencyResult",
+    "benchmark",
+    "side_by_side",
+    "round_speedups",
+    "ratio_summary",
+    "format_ratio_summary",
+    "measure_peak_rss",
+    "onnx_inference_memory",
+]
 
 
 @dataclass(frozen=True)
@@ -182,13 +192,48 @@ def side_by_side(
     """
     cfg = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads)
     samples: dict[str, list[float]] = {k: [] for k in runners}
+    round_p50: dict[str, list[float]] = {k: [] for k in runners}
     peaks: dict[str, int | None] = {}
     for _ in range(rounds):
         for name, run in runners.items():
             r = benchmark(run, inputs, cfg)
             samples[name].extend(r.samples_ms)
+            round_p50[name].append(r.p50)
             peaks[name] = max(filter(None, (peaks.get(name), r.peak_mem_bytes)), default=None)
-    return {k: LatencyResult(tuple(v), cfg.effective_threads, peaks.get(k)) for k, v in samples.items()}
+    return {
+        k: LatencyResult(tuple(v), cfg.effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]})
+        for k, v in samples.items()
+    }
+
+
+def round_speedups(timed: Mapping[str, LatencyResult], baseline: str, other: str) -> list[float]:
+    """Per round of a :func:`side_by_side` run, ``baseline``'s p50 over ``other``'s p50.
+
+    The two chunks of one round ran seconds apart, so each ratio is taken under one state of the machine;
+    their spread shows how far a shared host moved the pooled ratio (a slow phase that lasts a few rounds
+    slows some runtimes more than others)."""
+    return [b / o for b, o in zip(timed[baseline].extra["round_p50_ms"], timed[other].extra["round_p50_ms"])]
+
+
+def ratio_summary(ratios: list[float], target: float) -> dict:
+    """Median, range and how many of the per-round ratios reach ``target``."""
+    return {
+        "median": float(np.median(ratios)) if ratios else None,
+        "min": min(ratios, default=None),
+        "max": max(ratios, default=None),
+        "rounds": len(ratios),
+        "rounds_at_target": sum(r >= target for r in ratios),
+        "target": target,
+    }
+
+
+def format_ratio_summary(s: dict) -> str:
+    if not s["rounds"]:
+        return "no rounds"
+    return (
+        f"median {s['median']:.2f}x, range {s['min']:.2f}-{s['max']:.2f}x, "
+        f"{s['rounds_at_target']} of {s['rounds']} rounds >= {s['target']:g}x"
+    )
 
 
 _MEM_PROBE = r"""
