@@ -129,7 +129,7 @@ def main() -> int:
         "accuracy_drop_pts": best and best["accuracy_drop_pts"],
         "target_met": bool(best and best["speedup_vs_eager"] >= 6),
     }
-    if best is not None:  # the ratio round by round, each under one state of the host
+    if best is not None and best["variant"] in timed:  # the ratio round by round, each under one state of the host
         verdict["per_round_vs_eager"] = ratio_summary(round_speedups(timed, rows[0]["variant"], best["variant"]), 6)
     hdr = (
         f"{'variant':52} {'p50 ms':>7} {'p90 ms':>7} {'MB':>6} {'cosine':>7} {'acc %':>6} {'drop':>6} "
@@ -150,7 +150,7 @@ def main() -> int:
         f"\nfastest within <= 1 point accuracy drop: {verdict['best']} "
         f"({verdict['speedup_vs_eager'] or 0:.2f}x eager) -> target (>= 6x) {'MET' if verdict['target_met'] else 'NOT met'}"
     )
-    if best is not None:
+    if "per_round_vs_eager" in verdict:
         print(f"  per round vs eager: {format_ratio_summary(verdict['per_round_vs_eager'])}")
     print(
         f"threads={args.threads} runs={args.runs} eval articles={len(model.data.eval)} "

@@ -419,15 +419,14 @@ def _distill(art: Artifact, cfg: Distill, job: PassJob) -> Artifact:
 
 
 def _register_recipes() -> None:
-    from ..recipes import Recipe, register_recipe
+    from ..recipes import INT8_FUSIONS, Recipe, register_recipe
     from .export import OnnxExport
-    from .graph import OrtOptimize
     from .quantize import DynamicInt8
 
     register_recipe(
         Recipe(
             "distill-int8",
-            (Distill(), OnnxExport(), OrtOptimize(), DynamicInt8(per_channel=True)),
+            (Distill(), OnnxExport(), INT8_FUSIONS, DynamicInt8(per_channel=True)),
             "half-depth student trained from the FP32 teacher, then fused graph + dynamic INT8 (transformers: "
             "dynamic INT8 keeps accuracy where static INT8 breaks attention)",
             ("distill", "int8"),

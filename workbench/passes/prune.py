@@ -594,13 +594,12 @@ def _structured(art: Artifact, cfg: StructuredPrune, job: PassJob) -> Artifact:
 
 
 def _register_recipes() -> None:
-    from ..recipes import Recipe, register_recipe
+    from ..recipes import INT8_FUSIONS, Recipe, register_recipe
     from .distill import Distill
     from .export import OnnxExport
-    from .graph import OrtOptimize
     from .quantize import DynamicInt8
 
-    tail = (OnnxExport(), OrtOptimize(), DynamicInt8(per_channel=True))
+    tail = (OnnxExport(), INT8_FUSIONS, DynamicInt8(per_channel=True))
     register_recipe(
         Recipe(
             "prune-structured-int8",
