@@ -101,7 +101,7 @@ class Artifact:
                 qidx = (0, 1)
             for i, name in enumerate(node.input):
                 if name:
-                    quant_only[name] = quant_only.get(name, True) and _is_quant_param(qidx, i)
+                    quant_only[name] = quant_only.get(name, True) and i in qidx
         # integer index/shape constants (position ids, Reshape shapes, axes) are not parameters either
         structural = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL}
         n = 0
@@ -124,8 +124,8 @@ class Artifact:
         return _ort_runner(self.path, threads, session_config)
 
 
-#: inputs of quantized ops that carry scales / zero points (an int = that index; ("from", k) = index k on)
-_QUANT_PARAM_INPUTS: dict[str, tuple] = {
+#: input indices of quantized ops that carry scales / zero points
+_QUANT_PARAM_INPUTS: dict[str, tuple[int, ...]] = {
     "QuantizeLinear": (1, 2),
     "DequantizeLinear": (1, 2),
     "DynamicQuantizeMatMul": (2, 3),
@@ -136,12 +136,9 @@ _QUANT_PARAM_INPUTS: dict[str, tuple] = {
     "QLinearConv": (1, 2, 4, 5, 6, 7),
     "QAttention": (3, 4, 6, 7),
     "MatMulNBits": (2, 3),
-    "QEmbedLayerNormalization": (("from", 8),),
+    # 8-12: scales of the word/position/segment embeddings, gamma and beta; 13-17: their zero points
+    "QEmbedLayerNormalization": tuple(range(8, 18)),
 }
-
-
-def _is_quant_param(qidx: tuple, i: int) -> bool:
-    return any(i == q if isinstance(q, int) else i >= q[1] for q in qidx)
 
 
 def _packed_len(model, name: str) -> int:
