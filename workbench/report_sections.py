@@ -247,6 +247,13 @@ def _where(budget: Budget, lm: bool) -> str:
     )
 
 
+def _phrases(c: Candidate, metrics: Sequence[str]) -> str:
+    """A candidate's numbers as words ("accuracy 97.30%, p50 6.86 ms, 22.82 MB"), skipping unmeasured ones."""
+    size = c.get("size_bytes")
+    values = {m: (size / 1e6 if size else None) if m == "size_mb" else c.get(m) for m in metrics}
+    return ", ".join(_PHRASES.get(m, m + " {:.4g}").format(v) for m, v in values.items() if v is not None)
+
+
 def verdict_sentence(cands: Sequence[Candidate], budget: Budget) -> str:
     """Markdown: the best candidate within the budget with its numbers, or that none fits and the closest."""
     quality, speed = quality_metric(cands), speed_metric(cands)
@@ -254,16 +261,9 @@ def verdict_sentence(cands: Sequence[Candidate], budget: Budget) -> str:
     where = _where(budget, is_lm(cands))
     best = best_within(list(cands), budget)
     if best is not None:
-        size = best.get("size_bytes")
-        values = {
-            quality: best.get(quality),
-            speed: best.get(speed),
-            "speedup": best.get("speedup"),
-            "size_mb": size / 1e6 if size else None,
-        }
         return (
             f"The {word} candidate {where}: **{best.recipe_name}** (`{best.id}`): "
-            + ", ".join(_PHRASES.get(m, m + " {:.4g}").format(v) for m, v in values.items() if v is not None)
+            + _phrases(best, (quality, speed, "speedup", "size_mb"))
             + "."
         )
     measured = [c for c in cands if c.ok]
@@ -421,11 +421,9 @@ def search_summary(store: RunStore, model: str, budget: Budget) -> SearchSummary
     ]
     if best is not None:
         rule = "the most accurate that fits" if prefer == "accuracy" else "the fastest that fits"
-        size = best.get("size_bytes")
-        values = {quality: best.get(quality), "p50_ms": best.get("p50_ms"), "size_mb": size / 1e6 if size else None}
         text.append(
             f"Best searched candidate within the budget ({rule}): **{best.recipe_name}** (`{best.id}`): "
-            + ", ".join(_PHRASES.get(m, m + " {:.4g}").format(v) for m, v in values.items() if v is not None)
+            + _phrases(best, (quality, "p50_ms", "size_mb"))
             + "."
         )
     else:
