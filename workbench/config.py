@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["PassConfig", "config_class", "config_kinds", "check_range", "check_choice"]
+__all__ = ["PassConfig", "config_class", "config_kinds", "check_range", "check_choice", "check_reduce_range"]
 
 _CONFIGS: dict[str, type[PassConfig]] = {}
 
@@ -54,6 +54,12 @@ def check_range(
 def check_choice(owner: str, name: str, value: Any, choices: tuple[Any, ...] | list[Any]) -> None:
     if value not in choices:
         raise ConfigError.out_of_range(owner, name, value, f"one of {', '.join(map(repr, choices))}")
+
+
+def check_reduce_range(owner: str, value: Any) -> None:
+    """``reduce_range`` is True, False or "auto" (7-bit weights exactly where u8s8 kernels saturate)."""
+    if not (isinstance(value, bool) or value == "auto"):
+        raise ConfigError.out_of_range(owner, "reduce_range", value, "True, False or 'auto'")
 
 
 @dataclasses.dataclass(frozen=True)

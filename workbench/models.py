@@ -382,9 +382,13 @@ def _load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedMo
 
     torch = _torch()
     data = digits(seed=seed)
-    key = _fingerprint("digits-cnn-v1", data.spec)
+    # v2: the initial weights are seeded too (v1 drew them from the unseeded global generator, so every
+    # fresh cache trained other weights)
+    key = _fingerprint("digits-cnn-v2", data.spec)
     path = Path(cache_dir()) / f"digits-cnn-{key}.safetensors"
-    module = DigitsCNN()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        module = DigitsCNN()
     if path.exists():
         module.load_state_dict(load_file(path))
     else:

@@ -22,7 +22,7 @@ from .artifact import Artifact, onnx_artifact
 from .benchmark import BenchConfig, benchmark, measure_peak_rss, onnx_inference_memory
 from .candidate import Candidate
 from .context import RunContext
-from .env import fingerprint
+from .env import fingerprint, u8s8_saturates
 from .errors import CancelledError, WorkbenchError
 from .evaluate import NonFiniteOutputError, predict
 from .models import LoadedModel
@@ -43,7 +43,7 @@ __all__ = [
 
 #: the recipe name of the unmodified FP32 model
 BASELINE = "baseline"
-_KEY_VERSION = 1
+_KEY_VERSION = 2
 
 
 class DegradationRule:
@@ -85,6 +85,8 @@ def candidate_key(model: LoadedModel, steps: Iterable[dict], threads: int | None
         "steps": list(steps),
         "threads": threads,
         "bench": [bench.warmup, bench.runs],
+        # reduce_range="auto" makes other INT8 weights on a CPU whose u8s8 kernels saturate
+        "u8s8_saturates": u8s8_saturates(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -542,7 +542,9 @@ def why_no_speedup(
             )
         )
     skip_ln, share = _rows_of(prof, ("SkipLayerNormalization",))
-    if skip_ln and share > 0.05:
+    # named whenever the graph has it: the slowness is ORT 1.32's CPU kernel itself (~6x Add + LayerNorm,
+    # measured on AVX-512), while the share it shows in one profile moves with the CPU and the machine's load
+    if skip_ln:
         exp.findings.append(
             Finding(
                 "slow-kernels",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..artifact import Artifact, onnx_artifact
-from ..config import PassConfig, check_choice, check_range
+from ..config import PassConfig, check_choice, check_range, check_reduce_range
+from ..env import int8_weight_note, resolve_reduce_range
 from ..errors import ConfigError, PassError
 from .registry import PassJob, register_pass
 
@@ -33,13 +34,15 @@ class DynamicInt8(PassConfig):
 
     #: one scale per output channel: keeps MiniLM's cosine at ~0.99 (per-tensor: ~0.95)
     per_channel: bool = True
-    #: 7-bit weights avoid VPMADDUBSW saturation on CPUs without VNNI; off when VNNI exists
-    reduce_range: bool = False
+    #: 7-bit weights: "auto" uses them exactly where ONNX Runtime's u8s8 kernels saturate (x86 without
+    #: VNNI, see workbench.env.u8s8_saturates); True/False force the choice
+    reduce_range: bool | str = "auto"
     weight_type: str = "qint8"
     #: None quantizes every op type dynamic quantization supports (MatMul, Attention, Gather, ...)
     op_types: tuple[str, ...] | None = None
 
     def validate(self) -> None:
+        check_reduce_range("DynamicInt8", self.reduce_range)
         check_choice("DynamicInt8", "weight_type", self.weight_type, ("qint8", "quint8"))
         if self.op_types is not None and not self.op_types:
             raise ConfigError.out_of_range(
@@ -80,12 +83,13 @@ def _dynamic(art: Artifact, cfg: DynamicInt8, job: PassJob) -> Artifact:
 
     job.ctx.begin(job.stage or "dynamic-int8", total=1, message="quantizing weights")
     out = job.out_path("model.onnx")
+    reduce = resolve_reduce_range(cfg.reduce_range)
     try:
         quantize_dynamic(
             str(art.path),
             str(out),
             per_channel=cfg.per_channel,
-            reduce_range=cfg.reduce_range,
+            reduce_range=reduce,
             weight_type=_qtype(cfg.weight_type),
             op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
             # a fused transformer graph has ops without type info: tell the quantizer they are float
@@ -96,7 +100,13 @@ def _dynamic(art: Artifact, cfg: DynamicInt8, job: PassJob) -> Artifact:
     job.ctx.step()
     return onnx_artifact(
         out,
-        **{**art.meta, "precision": "int8-dynamic", "granularity": "per-channel" if cfg.per_channel else "per-tensor"},
+        **{
+            **art.meta,
+            "precision": "int8-dynamic",
+            "granularity": "per-channel" if cfg.per_channel else "per-tensor",
+            "reduce_range": reduce,
+            "int8_weights": int8_weight_note(reduce),
+        },
     )
 
 
@@ -121,8 +131,11 @@ class StaticInt8(PassConfig):
     exclude: str | tuple[str, ...] = "auto"
     op_types: tuple[str, ...] = ("MatMul", "Conv", "Gemm")
     percentile: float = 99.999
+    #: as DynamicInt8.reduce_range: 7-bit weights where ONNX Runtime's u8s8 kernels saturate
+    reduce_range: bool | str = "auto"
 
     def validate(self) -> None:
+        check_reduce_range("StaticInt8", self.reduce_range)
         check_choice("StaticInt8", "calibration", self.calibration, ("minmax", "entropy", "percentile"))
         check_choice("StaticInt8", "format", self.format, ("qdq", "qoperator"))
         check_range("StaticInt8", "samples", self.samples, 1, 100_000, integer=True)
@@ -214,6 +227,7 @@ def _static(art: Artifact, cfg: StaticInt8, job: PassJob) -> Artifact:
         "percentile": CalibrationMethod.Percentile,
     }[cfg.calibration]
     out = job.out_path("model.onnx")
+    reduce = resolve_reduce_range(cfg.reduce_range)
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     if cfg.calibration == "percentile":
         extra["CalibPercentile"] = cfg.percentile
@@ -225,6 +239,7 @@ def _static(art: Artifact, cfg: StaticInt8, job: PassJob) -> Artifact:
             calibrate_method=method,
             quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
             per_channel=cfg.per_channel,
+            reduce_range=reduce,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=list(cfg.op_types),
@@ -246,6 +261,8 @@ def _static(art: Artifact, cfg: StaticInt8, job: PassJob) -> Artifact:
             "calibration": cfg.calibration,
             "calibration_samples": len(batches),
             "excluded_nodes": exclude,
+            "reduce_range": reduce,
+            "int8_weights": int8_weight_note(reduce),
         },
     )
 
