@@ -87,6 +87,7 @@ def _variants(model_name: str) -> list[tuple[str, wb.Recipe, bool]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lm", action="store_true", help="also SmolLM2's lm-ort-int8 (perplexity)")
+    ap.add_argument("--models", nargs="*", default=None, help="only these (digits-cnn, minilm, smollm2)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     models = [("digits-cnn", {"n_eval": None}), ("minilm", {"n_eval": None})]
     if args.lm:
         models.append(("smollm2", {"n_eval": 16}))
+    if args.models:
+        models = [(n, kw) for n, kw in [*models, ("smollm2", {"n_eval": 16})] if n in args.models]
     rows, records = [], []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as d:
@@ -123,25 +126,24 @@ def main(argv: list[str] | None = None) -> int:
                     return "–" if v is None else format(v, fmt)
 
                 rows.append(
-                    [
-                        name,
-                        label,
-                        c.status,
-                        f(rec.get("exact_min_cosine"), ".5f"),
-                        f(rec.get("accuracy") and 100 * rec["accuracy"], ".2f"),
-                        f(rec.get("accuracy_drop") and 100 * rec["accuracy_drop"], "+.2f"),
-                        f(rec.get("cosine"), ".4f"),
-                        f(rec.get("perplexity"), ".3f"),
-                    ]
+                    {
+                        "model": name,
+                        "variant": label,
+                        "status": c.status,
+                        "exact (min cos)": f(rec.get("exact_min_cosine"), ".5f"),
+                        "acc %": f(rec.get("accuracy") and 100 * rec["accuracy"], ".2f"),
+                        "drop (pts)": f(rec.get("accuracy_drop") and 100 * rec["accuracy_drop"], "+.2f"),
+                        "cos vs FP32": f(rec.get("cosine"), ".4f"),
+                        "ppl": f(rec.get("perplexity"), ".3f"),
+                    }
                 )
     env = fingerprint(args.threads)
     print(f"\nCPU: {env['cpu']}, ISA {' '.join(cpu_flags())}; u8s8 kernels saturate: {u8s8_saturates()}")
-    print(
-        format_table(
-            ["model", "variant", "status", "exact (min cos)", "acc %", "drop (pts)", "cos vs FP32", "ppl"], rows
-        )
-    )
+    print(format_table(rows))
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.exists():  # keep the records of models this run did not measure
+        ran = {n for n, _ in models}
+        records = [r for r in json.loads(out_path.read_text())["records"] if r["model"] not in ran] + records
     out_path.write_text(
         json.dumps(
             {"env": env, "u8s8_saturates": u8s8_saturates(), "records": records, "wall_s": time.monotonic() - t0},

@@ -7,6 +7,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from workbench.tasks import fmt_mb, fmt_ms, fmt_pct
+
 __all__ = ["help_line", "with_help", "Message", "Worker", "replace_output", "fmt_ms", "fmt_mb", "fmt_pct"]
 
 _HELP_STYLE = "color:#555;font-size:12px;line-height:1.3"
@@ -57,18 +59,6 @@ def replace_output(out: w.Output, obj: Any) -> None:
 
     data, metadata = InteractiveShell.instance().display_formatter.format(obj)
     out.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
-
-
-def fmt_ms(v: float | None) -> str:
-    return "–" if v is None else (f"{v:.3g} ms" if v < 100 else f"{v:.0f} ms")
-
-
-def fmt_mb(size_bytes: float | None) -> str:
-    return "–" if size_bytes is None else f"{size_bytes / 1e6:.3g} MB"
-
-
-def fmt_pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f} %"
 
 
 class Worker:

@@ -32,8 +32,9 @@ from workbench.context import ProgressEvent
 from workbench.lm.task import CausalLM
 from workbench.optimize import candidate_key, run_baseline, run_recipe
 from workbench.recipes import Recipe
+from workbench.tasks import task_of
 
-from ._common import Message, Worker, fmt_mb, fmt_ms, fmt_pct, replace_output
+from ._common import Message, Worker, replace_output
 from .lm_settings import LMRecipePanel
 from .model import ModelPicker
 from .results import ResultsPanel
@@ -424,22 +425,4 @@ class Workbench(w.VBox):
 
 
 def _summary(c: Candidate) -> str:
-    if c.get("perplexity") is not None:  # a causal LM: decode speed, prompt time, size, perplexity
-        rise = c.get("perplexity_increase")
-        return ", ".join(
-            [
-                f"{c.get('tokens_per_s'):.1f} tokens/s",
-                f"prefill {fmt_ms(c.get('prefill_ms'))}",
-                fmt_mb(c.get("size_bytes")),
-                f"perplexity {c.get('perplexity'):.2f}" + (f" ({100 * rise:+.1f} %)" if rise is not None else ""),
-            ]
-        )
-    parts = [f"p50 {fmt_ms(c.get('p50_ms'))}", fmt_mb(c.get("size_bytes"))]
-    if c.get("accuracy") is not None:
-        drop = c.get("accuracy_drop")
-        parts.append(
-            f"accuracy {fmt_pct(c.get('accuracy'))}" + (f" (drop {100 * drop:.1f} points)" if drop is not None else "")
-        )
-    elif c.get("fidelity") is not None:
-        parts.append(f"fidelity {c.get('fidelity'):.3f}")
-    return ", ".join(parts)
+    return task_of(c).describe(c)

@@ -11,8 +11,9 @@ from typing import Any
 import ipywidgets as w
 
 from workbench import Candidate, LoadedModel, WorkbenchError, list_models, load_model
+from workbench.tasks import task_of
 
-from ._common import Message, Worker, fmt_mb, fmt_ms, fmt_pct, help_line
+from ._common import Message, Worker, fmt_mb, help_line
 
 __all__ = ["ModelPicker", "OTHER"]
 
@@ -213,17 +214,8 @@ class ModelPicker(w.VBox):
             ("eval examples", str(d["n_eval"])),
         ]
         b = self._baseline
-        if b is not None and b.ok and b.get("perplexity") is not None:  # a causal LM
-            rows.append(("baseline", f"{b.get('tokens_per_s'):.1f} tokens/s, perplexity {b.get('perplexity'):.2f}"))
-        elif b is not None and b.ok:
-            q = b.get("accuracy")
-            rows.append(
-                (
-                    "baseline",
-                    f"p50 {fmt_ms(b.get('p50_ms'))}, "
-                    + (f"accuracy {fmt_pct(q)}" if q is not None else f"fidelity {b.get('fidelity', 1):.3f}"),
-                )
-            )
+        if b is not None and b.ok:
+            rows.append(("baseline", task_of(b).describe_baseline(b)))
         else:
             rows.append(("baseline", "not measured yet (press Run)"))
         self.info.value = _table(rows)

@@ -18,8 +18,8 @@ import ipywidgets as w
 
 from workbench.budget import Budget, violations
 from workbench.candidate import Candidate
-from workbench.charts import candidate_label, candidates_frame, compare_frame, size_chart, tradeoff_chart
-from workbench.lm.report import lm_candidate_rows
+from workbench.charts import candidates_frame, compare_frame, size_chart, tradeoff_chart
+from workbench.tasks import Task, task_of, tasks_of
 
 from ._common import help_line, replace_output
 
@@ -154,16 +154,7 @@ class ResultsPanel(w.VBox):
 
     # ---- drawing --------------------------------------------------------------------------------
     def _option_label(self, c: Candidate) -> str:
-        if c.get("perplexity") is not None:  # a causal LM
-            return f"{candidate_label(c)} [{c.status}] {c.get('tokens_per_s'):.3g} tok/s ppl {c.get('perplexity'):.4g}"
-        q = c.get("accuracy")
-        q_txt = (
-            f"acc {100 * q:.1f} %"
-            if q is not None
-            else (f"fid {c.get('fidelity'):.3f}" if c.get("fidelity") is not None else "")
-        )
-        p50 = c.get("p50_ms")
-        return f"{candidate_label(c)} [{c.status}]" + (f" p50 {p50:.3g} ms {q_txt}" if p50 is not None else "")
+        return task_of(c).summary(c)
 
     def _on_compare(self, _change: Any = None) -> None:
         with self._lock:
@@ -183,10 +174,11 @@ class ResultsPanel(w.VBox):
     def _table_html(self) -> str:
         if not self.candidates:
             return "<i>No candidates yet: press Run.</i>"
-        if any(c.get("perplexity") is not None for c in self.candidates):  # causal LMs: the CLI's LM columns
+        task = tasks_of(self.candidates)
+        if task.table_rows is not Task.table_rows:  # a task with columns of its own (causal LMs: the CLI's)
             import pandas as pd
 
-            df = pd.DataFrame(lm_candidate_rows(self.candidates))
+            df = pd.DataFrame(task.table_rows(self.candidates))
         else:
             df = candidates_frame(self.candidates)
         df.insert(0, "", ["▶" if i == self.current else "" for i in df["id"]])

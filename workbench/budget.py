@@ -17,6 +17,7 @@ from typing import Any
 
 from .candidate import Candidate
 from .config import check_range
+from .tasks import higher_is_better, pareto_front, quality, tasks_of
 
 __all__ = ["Budget", "Violation", "violations", "best_within", "pareto_front"]
 
@@ -146,34 +147,20 @@ def violations(c: Candidate, budget: Budget) -> list[Violation]:
     return out
 
 
-def _quality(c: Candidate) -> float:
-    """Higher is better: accuracy, else fidelity to FP32, else minus the perplexity (causal LMs)."""
-    acc = c.get("accuracy")
-    if acc is not None:
-        return acc
-    if c.get("fidelity") is not None:
-        return c.get("fidelity")
-    ppl = c.get("perplexity")
-    return -float(ppl) if ppl is not None else 0.0
-
-
 def best_within(cands: list[Candidate], budget: Budget) -> Candidate | None:
-    """The most accurate (for LMs: lowest-perplexity) candidate that fits (ties: the faster one)."""
+    """The best-quality candidate (its task's quality: accuracy, fidelity, perplexity...) that fits; ties go
+    to the faster one."""
     fits = [c for c in cands if c.status != "intermediate" and not violations(c, budget)]
     if not fits:
         return None
-    return max(fits, key=lambda c: (round(_quality(c), 6), -(c.get("p50_ms") or float("inf"))))
+    task = tasks_of(fits)
+    key = task.quality_metric([c.metrics for c in fits])
+    speed = task.speed_metric
 
+    def rank(c: Candidate) -> tuple[float, float]:
+        q = quality(c, key)
+        v = c.get(speed)
+        faster = -float("inf") if v is None else (v if higher_is_better(speed) else -v)
+        return (round(q, 6) if q is not None else -float("inf"), faster)
 
-def pareto_front(cands: list[Candidate]) -> list[Candidate]:
-    """Candidates no other candidate beats on all of quality (accuracy higher, or perplexity lower), p50 and
-    size (lower)."""
-    pts = [c for c in cands if c.ok and c.get("p50_ms") is not None]
-
-    def dominates(a: Candidate, b: Candidate) -> bool:
-        qa, qb = _quality(a), _quality(b)
-        la, lb = a.get("p50_ms"), b.get("p50_ms")
-        sa, sb = a.get("size_bytes") or 0, b.get("size_bytes") or 0
-        return qa >= qb and la <= lb and sa <= sb and (qa > qb or la < lb or sa < sb)
-
-    return [c for c in pts if not any(dominates(o, c) for o in pts if o is not c)]
+    return max(fits, key=rank)

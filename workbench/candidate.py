@@ -34,6 +34,8 @@ class Candidate:
     seed: int = 0
     created_at: float = field(default_factory=time.time)
     notes: dict[str, Any] = field(default_factory=dict)  # facts from passes (fused ops, excluded nodes...)
+    #: the task kind that measured it (workbench.tasks.TASKS); "" in records from before it was stored
+    task: str = ""
 
     @staticmethod
     def new_id() -> str:
@@ -58,6 +60,7 @@ class Candidate:
             "id": self.id,
             "parent_id": self.parent_id,
             "model": self.model,
+            "task": self.task,
             "recipe": self.recipe_name,
             "steps": self.recipe.get("steps", []),
             "runtime": self.runtime,

@@ -16,8 +16,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .budget import Budget, pareto_front
+from .budget import Budget
 from .candidate import Candidate
+from .tasks import METRICS, metric_title, pareto_front, tasks_of
 
 if TYPE_CHECKING:  # altair imports IPython and ipywidgets: keep it out of ``import workbench.charts``
     import altair as alt
@@ -28,6 +29,7 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "candidate_label",
     "quality_metric",
+    "speed_metric",
     "tradeoff_chart",
     "size_chart",
     "candidates_frame",
@@ -35,26 +37,10 @@ __all__ = [
     "to_svg",
 ]
 
-#: axis titles for the metric keys candidates carry (unknown keys are shown as they are)
-METRIC_TITLES: dict[str, str] = {
-    "p50_ms": "p50 latency (ms)",
-    "p90_ms": "p90 latency (ms)",
-    "p99_ms": "p99 latency (ms)",
-    "mean_ms": "mean latency (ms)",
-    "accuracy": "accuracy",
-    "fidelity": "fidelity to FP32",
-    "cosine": "cosine to FP32",
-    "agreement": "agreement with FP32",
-    "accuracy_drop": "accuracy drop",
-    "size_mb": "size (MB)",
-    "perplexity": "perplexity",
-    "perplexity_increase": "perplexity increase vs FP32",
-    "tokens_per_s": "tokens / s",
-    "prefill_ms": "prefill (ms)",
-    "speedup": "speed-up vs FP32",
-}
+#: axis titles and directions come from the one metric table (workbench.tasks.METRICS)
+METRIC_TITLES: dict[str, str] = {k: m.title for k, m in METRICS.items()}
 #: metrics where more is better; every other metric (latency, size, perplexity) is better when lower
-HIGHER_IS_BETTER = frozenset({"accuracy", "fidelity", "cosine", "agreement", "tokens_per_s", "speedup"})
+HIGHER_IS_BETTER = frozenset(k for k, m in METRICS.items() if m.higher_is_better)
 
 _WIDTH, _HEIGHT = 420, 260
 _ROLE_DOMAIN = ["baseline", "candidate", "selected"]
@@ -70,7 +56,7 @@ def _metric(c: Candidate, key: str) -> float | None:
 
 
 def _title(key: str) -> str:
-    return METRIC_TITLES.get(key, key)
+    return metric_title(key)
 
 
 def candidate_label(c: Candidate) -> str:
@@ -79,31 +65,21 @@ def candidate_label(c: Candidate) -> str:
 
 
 def quality_metric(cands: Iterable[Candidate]) -> str:
-    """``"accuracy"`` when any measured candidate has it (labelled data), ``"perplexity"`` for causal LMs,
-    else ``"fidelity"``."""
+    """The candidates' task's quality metric: ``"accuracy"`` with labelled data, else ``"fidelity"``;
+    ``"perplexity"`` for causal LMs."""
     measured = [c for c in cands if c.ok]
-    if any(c.get("accuracy") is not None for c in measured):
-        return "accuracy"
-    return "perplexity" if any(c.get("perplexity") is not None for c in measured) else "fidelity"
+    return tasks_of(measured).quality_metric([c.metrics for c in measured])
+
+
+def speed_metric(cands: Sequence[Candidate]) -> str:
+    """The candidates' task's speed axis: p50 latency, or decode tokens/s for causal LMs."""
+    return tasks_of(list(cands)).speed_metric
 
 
 def _role(c: Candidate, selected: Sequence[str]) -> str:
     if c.id in selected:
         return "selected"
     return "baseline" if not c.recipe.get("steps") else "candidate"
-
-
-def _front(points: list[Candidate], x: str, y: str) -> list[Candidate]:
-    """Pareto front on the chart's own two axes, each in its better direction (the line drawn)."""
-
-    def better(a: float, b: float, key: str) -> bool:
-        return a >= b if key in HIGHER_IS_BETTER else a <= b
-
-    def dominates(a: Candidate, b: Candidate) -> bool:
-        ax, ay, bx, by = _metric(a, x), _metric(a, y), _metric(b, x), _metric(b, y)
-        return better(ax, bx, x) and better(ay, by, y) and (ax != bx or ay != by)
-
-    return [c for c in points if not any(dominates(o, c) for o in points if o is not c)]
 
 
 def _baseline(cands: Sequence[Candidate]) -> Candidate | None:
@@ -161,7 +137,7 @@ def tradeoff_chart(
     points = [c for c in cands if c.ok and _metric(c, x) is not None and _metric(c, y) is not None]
     # the line joins the front on these two axes; the "pareto" flag is the library's own front
     # (quality, p50 and size together), so a point off the line can still be worth it for its size
-    line_ids = {c.id for c in _front(points, x, y)}
+    line_ids = {c.id for c in pareto_front(points, (x, y))}
     rows = _rows(points, x, y, selected, {c.id for c in pareto_front(points)})
     front_rows = sorted((r for r in rows if r["id"] in line_ids), key=lambda r: r["x"])
     model = points[0].model if points else (cands[0].model if cands else "")

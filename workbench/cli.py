@@ -25,51 +25,11 @@ __all__ = ["main", "format_table", "candidate_rows"]
 _EXTENSIONS = ("workbench.report", "workbench.search", "workbench.lm", "workbench.compress")
 
 
-def _fmt(v, spec: str = ".3g", scale: float = 1.0) -> str:
-    if v is None:
-        return "-"
-    try:
-        return format(v * scale, spec)
-    except (TypeError, ValueError):
-        return str(v)
-
-
 def candidate_rows(cands) -> list[dict[str, str]]:
-    if any(c.metrics.get("perplexity") is not None for c in cands):  # causal LMs: perplexity and tokens/s
-        from .lm.report import lm_candidate_rows
+    """The table rows of these candidates, in their task's columns."""
+    from .tasks import tasks_of
 
-        return lm_candidate_rows(cands)
-    rows = []
-    for c in cands:
-        m = c.metrics
-        ci = m.get("accuracy_ci")
-        acc = (
-            "-"
-            if m.get("accuracy") is None
-            else (
-                f"{100 * m['accuracy']:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-                if ci
-                else f"{100 * m['accuracy']:.1f}"
-            )
-        )
-        rows.append(
-            {
-                "id": c.id,
-                "recipe": c.recipe_name,
-                "runtime": c.runtime,
-                "status": c.status,
-                "p50 ms": _fmt(m.get("p50_ms"), ".2f"),
-                "p90 ms": _fmt(m.get("p90_ms"), ".2f"),
-                "speedup": _fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
-                "size MB": _fmt(m.get("size_bytes"), ".1f", 1e-6),
-                "mem MB": _fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
-                "accuracy % [95% CI]": acc,
-                "drop pts": _fmt(m.get("accuracy_drop"), "+.2f", 100),
-                "fidelity": _fmt(m.get("fidelity"), ".4f"),
-                "note": (c.error or "")[:60],
-            }
-        )
-    return rows
+    return tasks_of(list(cands)).table_rows(list(cands))
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
@@ -85,6 +45,7 @@ def format_table(rows: list[dict[str, str]]) -> str:
 
 def _cmd_models(args) -> int:
     from .models import list_models
+    from .tasks import fmt
 
     infos = list_models()
     if args.json:
@@ -95,7 +56,7 @@ def _cmd_models(args) -> int:
             "name": i.name,
             "task": i.task,
             "params": f"{i.params / 1e6:.2f} M" if i.params else "-",
-            "size MB": _fmt(i.size_mb, ".1f"),
+            "size MB": fmt(i.size_mb, ".1f"),
             "source": i.source,
         }
         for i in infos

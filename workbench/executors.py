@@ -194,6 +194,7 @@ class RayExecutor(Executor):
                                     id=Candidate.new_id(),
                                     key=f"ray-failed-{Candidate.new_id()}",
                                     model=model.name,
+                                    task=model.task.name,
                                     recipe_name=r.name,
                                     recipe=r.to_dict(),
                                     runtime="onnxruntime",

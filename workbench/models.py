@@ -27,7 +27,8 @@ from .artifact import Artifact, file_sha256, onnx_artifact, torch_artifact
 from .data import Split, TaskData, bbc_news, digits, subsample
 from .env import cache_dir
 from .errors import DataError, ModelLoadError, OfflineError, UnknownNameError, WorkbenchError
-from .evaluate import Classification, EmbeddingClassification, Generic, LinearHead, Task, predict
+from .evaluate import predict
+from .tasks import Classification, EmbeddingClassification, Generic, LinearHead, Task
 
 __all__ = [
     "ModelInfo",

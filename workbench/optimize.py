@@ -37,45 +37,11 @@ __all__ = [
     "measure",
     "candidate_key",
     "BASELINE",
-    "DegradationRule",
-    "add_degradation_rule",
 ]
 
 #: the recipe name of the unmodified FP32 model
 BASELINE = "baseline"
 _KEY_VERSION = 2
-
-
-class DegradationRule:
-    """When a measured candidate counts as degraded (kept, but flagged, with the reason)."""
-
-    max_accuracy_drop = 0.05  # 5 points of accuracy
-    min_cosine = 0.90  # embedding cosine to FP32
-
-    @classmethod
-    def check(cls, metrics: dict[str, Any], base: dict[str, Any] | None) -> str | None:
-        if base and metrics.get("accuracy") is not None and base.get("accuracy") is not None:
-            drop = base["accuracy"] - metrics["accuracy"]
-            if drop > cls.max_accuracy_drop:
-                return f"accuracy dropped {100 * drop:.1f} points (limit {100 * cls.max_accuracy_drop:.0f})"
-        # with labels, quality is judged on the task (a distilled student may drift in embedding space and
-        # still classify as well); without labels, fidelity to FP32 is the only quality signal there is
-        if metrics.get("accuracy") is None and metrics.get("cosine") is not None and metrics["cosine"] < cls.min_cosine:
-            return f"cosine to FP32 is {metrics['cosine']:.3f} (limit {cls.min_cosine})"
-        for rule in _EXTRA_RULES:  # e.g. the causal-LM task's perplexity rule
-            reason = rule(metrics, base)
-            if reason:
-                return reason
-        return None
-
-
-_EXTRA_RULES: list[Callable[[dict, dict | None], str | None]] = []
-
-
-def add_degradation_rule(rule: Callable[[dict, dict | None], str | None]) -> None:
-    """Register ``rule(metrics, baseline_metrics) -> reason | None`` (a reason flags the candidate degraded)."""
-    if rule not in _EXTRA_RULES:
-        _EXTRA_RULES.append(rule)
 
 
 def candidate_key(model: LoadedModel, steps: Iterable[dict], threads: int | None, bench: BenchConfig) -> str:
@@ -105,7 +71,7 @@ def measure(
     custom = getattr(model.task, "measure", None)
     if custom is not None:  # tasks with their own protocol (causal LMs: perplexity, tokens/s)
         m = custom(model, art, bench=bench, ctx=ctx, stage=stage)
-        return _ratios(m, base)
+        return model.task.relative(m, base)
     threads = bench.effective_threads
     t0 = time.monotonic()
     runner = art.runner(threads)
@@ -118,7 +84,7 @@ def measure(
     m["peak_mem_bytes"] = inference_memory(art, model.bench_inputs(), threads)
     m["size_bytes"] = art.size_bytes()
     m["params"] = art.param_count()
-    return _ratios(m, base)
+    return model.task.relative(m, base)
 
 
 def inference_memory(art: Artifact, inputs: dict, threads: int) -> int:
@@ -133,19 +99,6 @@ def inference_memory(art: Artifact, inputs: dict, threads: int) -> int:
         runner = art.runner(threads)
         return held + measure_peak_rss(lambda: runner(inputs))
     return onnx_inference_memory(art.path, inputs, threads)
-
-
-def _ratios(m: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
-    if base:
-        if base.get("accuracy") is not None and m.get("accuracy") is not None:
-            m["accuracy_drop"] = base["accuracy"] - m["accuracy"]
-        if base.get("p50_ms"):
-            m["speedup"] = base["p50_ms"] / m["p50_ms"]
-        if base.get("size_bytes"):
-            m["size_ratio"] = m["size_bytes"] / base["size_bytes"]
-        if base.get("perplexity") and m.get("perplexity") is not None:  # causal LMs: what a budget limits
-            m["perplexity_increase"] = m["perplexity"] / base["perplexity"] - 1
-    return m
 
 
 def _notes(art: Artifact) -> dict[str, Any]:
@@ -178,6 +131,7 @@ def run_baseline(
         id=Candidate.new_id(),
         key=key,
         model=model.name,
+        task=model.task.name,
         recipe_name=BASELINE,
         recipe={"name": BASELINE, "steps": []},
         runtime=art.runtime,
@@ -243,6 +197,7 @@ def run_recipe(
             id=Candidate.new_id(),
             key=key,
             model=model.name,
+            task=model.task.name,
             recipe_name=recipe.prefix(i).name,
             recipe={"name": recipe.name, "description": recipe.description, "steps": steps_json},
             runtime="torch" if step.produces == "torch" else "onnxruntime",
@@ -290,7 +245,7 @@ def run_recipe(
                 continue
             metrics = measure(model, out, bench=bench, ctx=ctx, stage=stage, base=baseline.metrics)
             metrics["build_time_s"] = build_s
-            reason = DegradationRule.check(metrics, baseline.metrics)
+            reason = model.task.degradation(metrics, baseline.metrics)
             if reason:
                 cand = replace(cand, status="degraded", error=f"degraded: {reason}")
             return store.add(replace(cand, metrics=metrics))

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import charts
 from .benchmark import BenchConfig
-from .budget import Budget, best_within, pareto_front, violations
+from .budget import Budget, best_within, violations
 from .candidate import Candidate
 from .errors import WorkbenchError
 from .lm.task import CausalLM
 from .store import RunStore
+from .tasks import higher_is_better, pareto_front, tasks_of
 
 if TYPE_CHECKING:  # pandas and altair load lazily: importing workbench stays light
     import altair as alt
@@ -77,18 +78,18 @@ def _final(cands: Sequence[Candidate]) -> list[Candidate]:
 
 
 def is_lm(cands: Sequence[Candidate]) -> bool:
-    """True when the candidates are a causal LM's (they carry a perplexity)."""
-    return any(c.get("perplexity") is not None for c in cands)
+    """True when the candidates are a causal LM's (their recorded task)."""
+    return tasks_of(list(cands)).name == CausalLM.name
 
 
 def quality_metric(cands: Sequence[Candidate]) -> str:
-    """The quality axis: accuracy, else fidelity; perplexity for a causal LM."""
-    return "perplexity" if is_lm(cands) else charts.quality_metric(cands)
+    """The quality axis of the candidates' task: accuracy, else fidelity; perplexity for a causal LM."""
+    return charts.quality_metric(cands)
 
 
 def speed_metric(cands: Sequence[Candidate]) -> str:
-    """The speed axis: decode tokens/s for a causal LM, else the p50 latency of one input."""
-    return "tokens_per_s" if is_lm(cands) else "p50_ms"
+    """The speed axis of the candidates' task: p50 latency of one input, or decode tokens/s for a causal LM."""
+    return charts.speed_metric(cands)
 
 
 def model_summary(loaded: Any, bench: BenchConfig, budget: Budget, seed: int) -> str:
@@ -119,9 +120,7 @@ def candidates_table(cands: Sequence[Candidate]):
 
     cands = _final(cands)
     if is_lm(cands):
-        from .lm.report import lm_candidate_rows
-
-        frame = pd.DataFrame(lm_candidate_rows(cands))
+        frame = pd.DataFrame(tasks_of(cands).table_rows(cands))
         frame = frame[["recipe", "id", *[c for c in frame.columns if c not in ("recipe", "id")]]]
         return frame.style.hide(axis="index")
     metrics = ["p50_ms", "p90_ms", "speedup", "size_mb", "accuracy", "accuracy_drop", "fidelity"]
@@ -205,14 +204,14 @@ def tradeoff(
 
 
 def _direction(metric: str) -> str:
-    return "higher is better" if metric in charts.HIGHER_IS_BETTER else "lower is better"
+    return "higher is better" if higher_is_better(metric) else "lower is better"
 
 
 def chart_caption(cands: Sequence[Candidate]) -> str:
     """One line naming the chart's axes (images carry no text a reader can search) and the Pareto front."""
     x, y = speed_metric(cands), quality_metric(cands)
     points = [c for c in cands if c.ok and c.get(x) is not None and c.get(y) is not None]
-    front = charts._front(points, x, y)
+    front = pareto_front(points, (x, y))
     return (
         f"*Chart: {charts.METRIC_TITLES.get(y, y)} ({_direction(y)}) against {charts.METRIC_TITLES.get(x, x)} "
         f"({_direction(x)}), {len(points)} candidates; on the Pareto front: "

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .benchmark import BenchConfig
-from .budget import Budget, Violation, pareto_front, violations
+from .budget import Budget, Violation, violations
 from .candidate import Candidate
 from .config import PassConfig, config_kinds
 from .context import RunContext
@@ -39,6 +39,7 @@ from .optimize import candidate_key
 from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
 from .recipes import INT8_FUSIONS, Recipe
 from .store import RunStore
+from .tasks import pareto_front, quality
 
 __all__ = [
     "Family",
@@ -320,8 +321,9 @@ class TrialRecord:
 
 
 def _quality(c: Candidate) -> float:
-    acc = c.get("accuracy")
-    return float(acc if acc is not None else (c.get("fidelity") or 0.0))
+    """The candidate's task quality (higher is better), 0 where it has none: an Optuna objective needs a number."""
+    q = quality(c)
+    return 0.0 if q is None else q
 
 
 def _closeness(t: TrialRecord) -> float:

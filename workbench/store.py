@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS candidates (
     threads INTEGER,
     seed INTEGER,
     created_at REAL NOT NULL,
-    notes TEXT NOT NULL DEFAULT '{}'
+    notes TEXT NOT NULL DEFAULT '{}',
+    task TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS candidates_key ON candidates(key, status);
 CREATE INDEX IF NOT EXISTS candidates_model ON candidates(model, created_at);
@@ -79,6 +80,9 @@ class RunStore:
         try:
             with self._conn() as c:
                 c.executescript(_SCHEMA)
+                cols = {r[1] for r in c.execute("PRAGMA table_info(candidates)")}
+                if "task" not in cols:  # a store written before candidates recorded their task
+                    c.execute("ALTER TABLE candidates ADD COLUMN task TEXT NOT NULL DEFAULT ''")
                 c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
         except sqlite3.DatabaseError as e:
             raise StoreError(f"Cannot open the run store {self.path}: {e}") from None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from ..optimize import add_degradation_rule
 from ..passes import Cast, DynamicInt8
 from ..recipes import Recipe, register_recipe
 from .passes import LmOnnxExport, LmWeightOnly, TorchDynamicInt8
-from .task import perplexity_rule
 
 __all__ = ["LM_RECIPES"]
 
@@ -49,5 +47,3 @@ LM_RECIPES: tuple[Recipe, ...] = (
 )
 for _r in LM_RECIPES:
     register_recipe(_r)
-
-add_degradation_rule(perplexity_rule)

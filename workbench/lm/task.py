@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,7 +30,8 @@ from ..benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
 from ..config import check_range
 from ..context import RunContext
 from ..errors import DataError, WorkbenchError
-from ..evaluate import NonFiniteOutputError, Task
+from ..evaluate import NonFiniteOutputError
+from ..tasks.base import Task, fmt, fmt_mb, fmt_ms
 from .corpus import PROMPTS
 
 __all__ = [
@@ -213,11 +214,12 @@ def lm_runner(art: Artifact, threads: int | None = None, config=None) -> LMRunne
 
 # ---- the task ----------------------------------------------------------------------------------
 class CausalLM(Task):
-    name = "causal-lm"
-    primary_metric = "perplexity"
-    fidelity_metric = "perplexity"
+    name: ClassVar[str] = "causal-lm"
+    #: judged on what a chat user feels: how well it predicts text, and decode speed
+    quality_metrics: ClassVar[tuple[str, ...]] = ("perplexity",)
+    speed_metric: ClassVar[str] = "tokens_per_s"
     #: recipes `optimize` runs for this task when none are named
-    default_recipes = ("lm-bf16", "lm-int8", "lm-ort-int8", "lm-int4", "lm-int4-mixed")
+    default_recipes: ClassVar[tuple[str, ...]] = ("lm-bf16", "lm-int8", "lm-ort-int8", "lm-int4", "lm-int4-mixed")
 
     def __init__(
         self,
@@ -243,6 +245,75 @@ class CausalLM(Task):
         raise WorkbenchError(
             "The causal-LM task is measured with CausalLM.measure (perplexity, tokens/s), not from batch outputs."
         )
+
+    @classmethod
+    def relative(cls, m: dict[str, Any], base) -> dict[str, Any]:
+        m = super().relative(m, base)
+        if base and base.get("perplexity") and m.get("perplexity") is not None:  # what an LM budget limits
+            m["perplexity_increase"] = m["perplexity"] / base["perplexity"] - 1
+        return m
+
+    @classmethod
+    def degradation(cls, metrics, base) -> str | None:
+        return perplexity_rule(metrics, base)
+
+    @classmethod
+    def table_rows(cls, cands) -> list[dict[str, str]]:
+        """The columns ``workbench optimize`` / ``workbench runs`` print for causal LMs.
+
+        >>> CausalLM.table_rows(store.candidates("smollm2"))[0]["ppl [95% CI]"]   # doctest: +SKIP
+        '16.02 [14.90, 17.31]'
+        """
+        base = next((c.metrics for c in cands if not c.recipe.get("steps") and c.metrics.get("perplexity")), None)
+        rows = []
+        for c in cands:
+            m = c.metrics
+            ppl, ci = m.get("perplexity"), m.get("perplexity_ci")
+            rise = None if ppl is None or not base else ppl / base["perplexity"] - 1
+            rows.append(
+                {
+                    "id": c.id,
+                    "recipe": c.recipe_name,
+                    "runtime": c.runtime,
+                    "status": c.status,
+                    "tok/s": fmt(m.get("tokens_per_s"), ".1f"),
+                    "speedup": fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
+                    "prefill ms": fmt(m.get("prefill_ms"), ".1f"),
+                    "ppl [95% CI]": "-"
+                    if ppl is None
+                    else (f"{ppl:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{ppl:.2f}"),
+                    "ppl +%": fmt(rise, "+.1f", 100),
+                    "size MB": fmt(m.get("size_bytes"), ".1f", 1e-6),
+                    "mem MB": fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
+                    "note": (c.error or "")[:60],
+                }
+            )
+        return rows
+
+    @classmethod
+    def summary(cls, c) -> str:
+        return (
+            f"{c.recipe_name} · {c.id[:4]} [{c.status}] {fmt(c.get('tokens_per_s'), '.3g')} tok/s "
+            f"ppl {fmt(c.get('perplexity'), '.4g')}"
+        )
+
+    @classmethod
+    def describe(cls, c) -> str:
+        """Decode speed, prompt time, size, perplexity (and its rise over FP32)."""
+        rise = c.get("perplexity_increase")
+        return ", ".join(
+            [
+                f"{fmt(c.get('tokens_per_s'), '.1f')} tokens/s",
+                f"prefill {fmt_ms(c.get('prefill_ms'))}",
+                fmt_mb(c.get("size_bytes")),
+                f"perplexity {fmt(c.get('perplexity'), '.2f')}"
+                + (f" ({100 * rise:+.1f} %)" if rise is not None else ""),
+            ]
+        )
+
+    @classmethod
+    def describe_baseline(cls, c) -> str:
+        return f"{fmt(c.get('tokens_per_s'), '.1f')} tokens/s, perplexity {fmt(c.get('perplexity'), '.2f')}"
 
     # ---- the pipeline hook ----------------------------------------------------------------
     def measure(self, model, art: Artifact, *, bench: BenchConfig, ctx: RunContext, stage: str) -> dict[str, Any]:

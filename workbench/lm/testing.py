@@ -23,8 +23,8 @@ import numpy as np
 from ..artifact import onnx_artifact, torch_artifact
 from ..data import Split, TaskData
 from ..env import cache_dir
-from ..evaluate import Generic
 from ..models import LoadedModel, _fingerprint
+from ..tasks import Generic
 from .corpus import lm_corpus, tokenize_corpus
 
 __all__ = ["tiny_lm_folder", "contract_torch_lm", "contract_onnx_lm", "TupleOutputLM"]
