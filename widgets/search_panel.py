@@ -61,7 +61,7 @@ class SearchPanel(w.VBox):
         worker: Worker | None = None,
         **load_kw: Any,
     ):
-        from workbench.search import _default_families
+        from workbench.search import default_families
 
         self.model = model
         self.store = store if isinstance(store, RunStore) else RunStore(store)
@@ -93,7 +93,7 @@ class SearchPanel(w.VBox):
             min(2, os.cpu_count() or 1), min=1, max=256, description="device threads", style=style
         )
         self.trials = w.IntSlider(12, min=1, max=64, description="recipes to try", style=style)
-        fams = list(_default_families())
+        fams = list(default_families())
         self.families = w.SelectMultiple(
             options=fams,
             value=tuple(f for f in fams if f not in TRAINING_FAMILIES),

@@ -37,6 +37,7 @@ __all__ = [
     "load_model",
     "from_module",
     "register_model",
+    "register_family_loader",
     "MeanPooledEncoder",
     "DigitsCNN",
 ]
@@ -101,6 +102,22 @@ def register_model(info: ModelInfo, loader: Callable[..., LoadedModel]) -> None:
     _REGISTRY[info.name] = (info, loader)
 
 
+#: loaders of whole model families that live in their own package (the causal-LM package fills this on
+#: import): task name -> (loader(path_or_id, n_eval=, seed=, **kw), file suffixes it reads)
+_FAMILY_LOADERS: dict[str, tuple[Callable[..., LoadedModel], tuple[str, ...]]] = {}
+
+
+def register_family_loader(task: str, loader: Callable[..., LoadedModel], suffixes: tuple[str, ...] = ()) -> None:
+    """Let ``load_model`` hand hub ids / folders of ``task`` (and files with these suffixes) to ``loader``."""
+    _FAMILY_LOADERS[task] = (loader, tuple(suffixes))
+
+
+def _family_loader(task: str) -> Callable[..., LoadedModel]:
+    if task not in _FAMILY_LOADERS:
+        raise ModelLoadError(f"No loader is registered for {task!r} models (import workbench loads them all).")
+    return _FAMILY_LOADERS[task][0]
+
+
 def list_models() -> list[ModelInfo]:
     return [info for info, _ in _REGISTRY.values()]
 
@@ -120,10 +137,9 @@ def load_model(
     if name in _REGISTRY:
         return _REGISTRY[name][1](n_eval=n_eval, seed=seed, **kwargs)
     p = Path(name).expanduser()
-    if p.suffix == ".gguf":  # llama.cpp weights: dequantized once by the causal-LM loader
-        from . import lm
-
-        return lm.load_causal_lm(str(p), n_eval=n_eval, seed=seed, **kwargs)
+    for loader, suffixes in _FAMILY_LOADERS.values():  # e.g. llama.cpp .gguf weights: the causal-LM loader
+        if p.suffix in suffixes:
+            return loader(str(p), n_eval=n_eval, seed=seed, **kwargs)
     if p.suffix == ".onnx" or (p.is_file() and not p.is_dir()):
         return _load_onnx_file(p, data=data, n_eval=n_eval, seed=seed)
     if p.is_dir():
@@ -138,7 +154,7 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def _fingerprint(*parts: Any) -> str:
+def model_fingerprint(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
         h.update(json.dumps(p, sort_keys=True, default=str).encode())
@@ -221,9 +237,8 @@ def _load_hf(
     archs = list(getattr(config, "architectures", None) or [])
     is_causal = any(a.endswith("ForCausalLM") for a in archs)
     if task == "causal-lm" or (task is None and is_causal):
-        from . import lm  # the causal-LM task lives in its own module
-
-        return lm.load_causal_lm(name, n_eval=n_eval, seed=seed, local_files_only=bool(offline_kw), **kwargs)
+        load = _family_loader("causal-lm")  # the causal-LM package registers itself
+        return load(name, n_eval=n_eval, seed=seed, local_files_only=bool(offline_kw), **kwargs)
     if task not in (None, "embedding-classification"):
         raise WorkbenchError(
             f"The 'task' parameter of load_model must be one of 'embedding-classification', 'causal-lm' "
@@ -265,7 +280,7 @@ def _encoder_model(
     data = bbc_news(tok, max_length=max_length, seed=seed)
     weights = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
     weights_id = [file_sha256(w) for w in weights] or [path]
-    fp_base = _fingerprint("encoder", weights_id, data.spec)
+    fp_base = model_fingerprint("encoder", weights_id, data.spec)
     head = _cached_head(fp_base, module, data)
     data = TaskData(
         data.train,
@@ -284,7 +299,7 @@ def _encoder_model(
         data=data,
         baseline=art,
         source=source,
-        fingerprint=_fingerprint(fp_base, data.spec),
+        fingerprint=model_fingerprint(fp_base, data.spec),
         info={
             "model_type": getattr(cfg, "model_type", ""),
             "num_heads": getattr(cfg, "num_attention_heads", 0),
@@ -385,7 +400,7 @@ def _load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedMo
     data = digits(seed=seed)
     # v2: the initial weights are seeded too (v1 drew them from the unseeded global generator, so every
     # fresh cache trained other weights)
-    key = _fingerprint("digits-cnn-v2", data.spec)
+    key = model_fingerprint("digits-cnn-v2", data.spec)
     path = Path(cache_dir()) / f"digits-cnn-{key}.safetensors"
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -417,7 +432,7 @@ def _load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedMo
         data=data,
         baseline=torch_artifact(module, ("pixels",), path=path, precision="fp32"),
         source="trained locally on sklearn digits (1797 real 8x8 images), cached",
-        fingerprint=_fingerprint(key, file_sha256(path), data.spec),
+        fingerprint=model_fingerprint(key, file_sha256(path), data.spec),
         info={"model_type": "cnn"},
     )
 
@@ -454,7 +469,7 @@ def from_module(
         data=data,
         baseline=torch_artifact(module, names, precision="fp32"),
         source=f"python object {type(module).__name__}",
-        fingerprint=_fingerprint(name, weights.hexdigest(), data.spec, len(data.eval)),
+        fingerprint=model_fingerprint(name, weights.hexdigest(), data.spec, len(data.eval)),
         info={"model_type": type(module).__name__.lower()},
     )
 
@@ -505,7 +520,7 @@ def _load_onnx_file(path: Path, *, data: TaskData | None, n_eval: int | None, se
         data=data,
         baseline=art,
         source=f"onnx file {path}",
-        fingerprint=_fingerprint("onnx", art.sha256(), data.spec),
+        fingerprint=model_fingerprint("onnx", art.sha256(), data.spec),
         info={"model_type": "onnx"},
     )
 

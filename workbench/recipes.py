@@ -18,7 +18,18 @@ from typing import Any
 
 from .config import PassConfig
 from .errors import ConfigError, RecipeError, UnknownNameError
-from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
+from .passes import (
+    Cast,
+    Distill,
+    DynamicInt8,
+    Int4WeightOnly,
+    MagnitudePrune,
+    OnnxExport,
+    OrtOptimize,
+    QuantAwareTraining,
+    StaticInt8,
+    StructuredPrune,
+)
 
 __all__ = [
     "Recipe",
@@ -181,6 +192,44 @@ for _r in (
         "int4-weight-only",
         (_E, Int4WeightOnly(block_size=32)),
         "4-bit block-quantized MatMul weights (MatMulNBits), float activations",
+    ),
+    # compression: structured pruning and distillation, then the same INT8 tail
+    Recipe(
+        "prune-structured-int8",
+        (StructuredPrune(sparsity=0.5), _E, INT8_FUSIONS, DynamicInt8(per_channel=True)),
+        "half the heads / FFN neurons (or channels) removed and fine-tuned, then fused graph + dynamic INT8",
+        ("prune", "int8"),
+    ),
+    Recipe(
+        "prune-distill-int8",
+        (
+            StructuredPrune(sparsity=0.5, targets=("ffn",), finetune_steps=0),
+            Distill(),
+            _E,
+            INT8_FUSIONS,
+            DynamicInt8(per_channel=True),
+        ),
+        "half the FFN neurons removed, a half-depth student distilled from the FP32 teacher, then dynamic INT8",
+        ("prune", "distill", "int8"),
+    ),
+    Recipe(
+        "magnitude-prune-50",
+        (MagnitudePrune(sparsity=0.5, finetune_steps=100),),
+        "half the weights zeroed (smaller zipped, same latency), fine-tuned",
+        ("prune",),
+    ),
+    Recipe(
+        "distill-int8",
+        (Distill(), _E, INT8_FUSIONS, DynamicInt8(per_channel=True)),
+        "half-depth student trained from the FP32 teacher, then fused graph + dynamic INT8 (transformers: "
+        "dynamic INT8 keeps accuracy where static INT8 breaks attention)",
+        ("distill", "int8"),
+    ),
+    Recipe(
+        "qat-int8",
+        (QuantAwareTraining(),),
+        "fake-quantized fine-tuning exported to a QDQ INT8 ONNX model",
+        ("qat", "int8"),
     ),
 ):
     register_recipe(_r)

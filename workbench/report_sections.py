@@ -354,10 +354,10 @@ def search_trials(store: RunStore, model: str) -> list[SearchTrial]:
         return []
     import optuna
 
-    from .search import _study_storage
+    from .search import study_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _study_storage(store)
+    storage = study_storage(store)
     out: list[SearchTrial] = []
     seen: set[str] = set()
     for name in optuna.get_all_study_names(storage):
@@ -398,7 +398,7 @@ def search_summary(store: RunStore, model: str, budget: Budget) -> SearchSummary
     with the constraint it broke and by how much."""
     import pandas as pd
 
-    from .search import _pick, resolve_prefer
+    from .search import pick_best, resolve_prefer
 
     trials = search_trials(store, model)
     if not trials:
@@ -409,7 +409,7 @@ def search_summary(store: RunStore, model: str, budget: Budget) -> SearchSummary
     base = _baseline_of(store, trials[0].candidate)
     pool = ([base] if base is not None else []) + [t.candidate for t in trials]
     prefer = resolve_prefer("auto", budget)
-    best = _pick(pool, budget, prefer)
+    best = pick_best(pool, budget, prefer)
     front = pareto_front(pool)
     studies = sorted({t.study for t in trials})
     quality = quality_metric(pool)

@@ -83,7 +83,7 @@ def _fused(p: dict, opt: OrtOptimize = _O) -> tuple[PassConfig, ...]:
     return (_E, opt) if p.get("fused", True) else (_E,)
 
 
-def _default_families() -> dict[str, Family]:
+def default_families() -> dict[str, Family]:
     fams = [
         Family("fp32", {"fused": (False, True)}, lambda p: _fused(p), "ONNX Runtime FP32"),
         Family(
@@ -186,7 +186,7 @@ class SearchSpace:
         if not fams:
             raise SearchSpaceError(
                 "The search space is empty: give at least one family with at least one value per "
-                f"parameter. Known families: {', '.join(_default_families())}."
+                f"parameter. Known families: {', '.join(default_families())}."
             )
         self.families = fams
 
@@ -194,7 +194,7 @@ class SearchSpace:
     def default(cls, families: Sequence[str] | None = None, **overrides: Sequence[Any]) -> SearchSpace:
         """The built-in space, optionally restricted to ``families`` and with parameter values replaced by
         ``family__param=(values...)`` overrides, e.g. ``int8_static__calibration=("minmax",)``."""
-        known = _default_families()
+        known = default_families()
         if families is None:
             known = {k: f for k, f in known.items() if k not in TRAINING_FAMILIES}
         else:
@@ -426,7 +426,7 @@ def resolve_prefer(prefer: str, budget: Budget) -> str:
     return "accuracy" if budget.max_latency_ms is not None else "latency"
 
 
-def _pick(cands: list[Candidate], budget: Budget, prefer: str) -> Candidate | None:
+def pick_best(cands: list[Candidate], budget: Budget, prefer: str) -> Candidate | None:
     fits = [c for c in cands if c.ok and c.get("p50_ms") is not None and not violations(c, budget)]
     if not fits:
         return None
@@ -466,7 +466,7 @@ def _set_constraints(trial, values: list[float]) -> None:
     trial.set_user_attr("constraints", values)
 
 
-def _study_storage(store: RunStore) -> str | None:
+def study_storage(store: RunStore) -> str | None:
     if store.path == ":memory:":
         return None
     return f"sqlite:///{store.path.parent / 'search.sqlite'}"
@@ -519,7 +519,7 @@ def search(
             bench = BenchConfig(warmup=bench.warmup, runs=bench.runs, threads=budget.threads)
         t_start, wall0 = time.time(), time.monotonic()
 
-        storage = _study_storage(store)
+        storage = study_storage(store)
         name = study_name or (
             f"{model.name}-{model.fingerprint[:8]}-{space.fingerprint()}-"
             f"{hashlib.sha256(json.dumps([budget.to_dict(), bench.warmup, bench.runs, bench.threads, prefer]).encode()).hexdigest()[:8]}"
@@ -660,7 +660,7 @@ def search(
             budget,
             baseline,
             records,
-            _pick(cands, budget, prefer),
+            pick_best(cands, budget, prefer),
             front,
             prefer,
             name,
@@ -761,7 +761,7 @@ def cli_register(sub) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help=f"restrict the space to these families (repeatable): {', '.join(_default_families())}",
+        help=f"restrict the space to these families (repeatable): {', '.join(default_families())}",
     )
     s.add_argument(
         "--prefer",

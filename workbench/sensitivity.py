@@ -32,7 +32,7 @@ from .errors import ConfigError, PassError, WorkbenchError
 from .evaluate import predict
 from .models import LoadedModel
 from .passes import OnnxExport, PassJob, apply_pass, register_pass
-from .passes.quantize import _quiet, gemm_to_matmul
+from .passes.quantize import gemm_to_matmul, quiet_quantizer_logs
 from .recipes import Recipe
 from .store import RunStore
 
@@ -118,7 +118,7 @@ def _renamed(names: Sequence[str], model) -> list[str]:
 
 
 @register_pass(SelectiveQuant)
-@_quiet()
+@quiet_quantizer_logs()
 def _selective(art: Artifact, cfg: SelectiveQuant, job: PassJob) -> Artifact:
     import onnx
     from onnx import numpy_helper

@@ -23,7 +23,7 @@ from ..artifact import file_sha256, torch_artifact
 from ..data import Split, TaskData
 from ..env import cache_dir
 from ..errors import ModelLoadError
-from ..models import LoadedModel, ModelInfo, _fingerprint, register_model
+from ..models import LoadedModel, ModelInfo, model_fingerprint, register_family_loader, register_model
 from .corpus import CORPUS_SOURCE, lm_corpus, tokenize_corpus
 from .task import CausalLM, LMEvalSpec
 
@@ -61,7 +61,7 @@ def convert_gguf(path: str | os.PathLike[str], out_dir: str | os.PathLike[str] |
     if out_dir is None:
         # size + mtime identify the file well enough for a cache key without hashing it on every load
         st = path.stat()
-        key = _fingerprint("gguf-v1", path.name, st.st_size, int(st.st_mtime))
+        key = model_fingerprint("gguf-v1", path.name, st.st_size, int(st.st_mtime))
         out_dir = Path(cache_dir()) / f"lm-{path.stem}-{key}"
     out = Path(out_dir)
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
@@ -180,7 +180,7 @@ def load_causal_lm(
         data=data,
         baseline=art,
         source=source or (("local folder " if folder.is_dir() else "hub ") + name),
-        fingerprint=_fingerprint("causal-lm-v1", weights_id, data_spec, spec.to_dict()),
+        fingerprint=model_fingerprint("causal-lm-v1", weights_id, data_spec, spec.to_dict()),
         info={
             "model_type": getattr(config, "model_type", ""),
             "num_heads": getattr(config, "num_attention_heads", 0),
@@ -236,3 +236,4 @@ register_model(
     ),
     _load_smollm2,
 )
+register_family_loader(CausalLM.name, load_causal_lm, suffixes=(".gguf",))

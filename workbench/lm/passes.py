@@ -18,7 +18,7 @@ import numpy as np
 from ..artifact import Artifact, onnx_artifact, torch_artifact
 from ..config import PassConfig, check_choice, check_range
 from ..errors import ConfigError, ParityError, PassError
-from ..passes.quantize import _quiet
+from ..passes.quantize import quiet_quantizer_logs
 from ..passes.registry import PassJob, register_pass
 from .task import lm_runner
 
@@ -214,7 +214,7 @@ def _nbits(model, bits: int, cfg: LmWeightOnly, include: list[str] | None, exclu
 
 
 @register_pass(LmWeightOnly)
-@_quiet()
+@quiet_quantizer_logs()
 def _lm_weight_only(art: Artifact, cfg: LmWeightOnly, job: PassJob) -> Artifact:
     import onnx
 

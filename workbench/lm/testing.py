@@ -23,7 +23,7 @@ import numpy as np
 from ..artifact import onnx_artifact, torch_artifact
 from ..data import Split, TaskData
 from ..env import cache_dir
-from ..models import LoadedModel, _fingerprint
+from ..models import LoadedModel, model_fingerprint
 from ..tasks import Generic
 from .corpus import lm_corpus, tokenize_corpus
 
@@ -129,7 +129,7 @@ def contract_torch_lm() -> LoadedModel:
         data=data,
         baseline=art,
         source=f"local folder {folder}",
-        fingerprint=_fingerprint("contract-tiny-llama-v1", data.spec),
+        fingerprint=model_fingerprint("contract-tiny-llama-v1", data.spec),
         info={
             "model_type": "llama",
             "num_layers": module.config.num_hidden_layers,
@@ -156,6 +156,6 @@ def contract_onnx_lm() -> LoadedModel:
         data=torch_lm.data,
         baseline=art,
         source="tiny-llama exported with lm-onnx-export",
-        fingerprint=_fingerprint("contract-tiny-llama-onnx-v1", art.sha256(), torch_lm.data.spec),
+        fingerprint=model_fingerprint("contract-tiny-llama-onnx-v1", art.sha256(), torch_lm.data.spec),
         info=torch_lm.info,
     )

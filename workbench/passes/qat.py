@@ -29,8 +29,8 @@ from ..config import PassConfig, check_range, check_reduce_range
 from ..env import int8_weight_note, resolve_reduce_range, u8s8_saturates
 from ..errors import ConfigError, ParityError, PassError
 from ..evaluate import cosine_rows, predict
-from .distill import default_lr, train_student
 from .registry import PassJob, register_pass
+from .training import default_lr, train_student
 
 __all__ = ["QuantAwareTraining", "fold_weight_quantizers"]
 
@@ -358,19 +358,3 @@ def _qat(art: Artifact, cfg: QuantAwareTraining, job: PassJob) -> Artifact:
         )
     job.ctx.step(message=f"parity cosine {cos:.4f}")
     return out.with_meta(parity_min_cosine=cos)
-
-
-def _register_recipes() -> None:
-    from ..recipes import Recipe, register_recipe
-
-    register_recipe(
-        Recipe(
-            "qat-int8",
-            (QuantAwareTraining(),),
-            "fake-quantized fine-tuning exported to a QDQ INT8 ONNX model",
-            ("qat", "int8"),
-        )
-    )
-
-
-_register_recipes()

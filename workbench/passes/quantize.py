@@ -57,7 +57,7 @@ def _qtype(name: str):
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_quantizer_logs():
     """ORT's quantizers log advice and per-node warnings on the root logger: keep output readable."""
     loggers = [logging.getLogger()] + [
         logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("onnxruntime")
@@ -76,7 +76,7 @@ def _quiet():
 
 
 @register_pass(DynamicInt8)
-@_quiet()
+@quiet_quantizer_logs()
 def _dynamic(art: Artifact, cfg: DynamicInt8, job: PassJob) -> Artifact:
     import onnx
     from onnxruntime.quantization import quantize_dynamic
@@ -200,7 +200,7 @@ class _Reader:
 
 
 @register_pass(StaticInt8)
-@_quiet()
+@quiet_quantizer_logs()
 def _static(art: Artifact, cfg: StaticInt8, job: PassJob) -> Artifact:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -342,7 +342,7 @@ def gemm_to_matmul(model) -> int:
 
 
 @register_pass(Int4WeightOnly)
-@_quiet()
+@quiet_quantizer_logs()
 def _int4(art: Artifact, cfg: Int4WeightOnly, job: PassJob) -> Artifact:
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
