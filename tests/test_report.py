@@ -12,7 +12,8 @@ from workbench import RunStore
 from workbench.budget import Budget, best_within
 from workbench.env import fingerprint
 from workbench.errors import ConfigError
-from workbench.report import DEFAULT_TEMPLATE, _parse_value, run_report, template_parameters
+from workbench.cli_report import parse_value
+from workbench.report import DEFAULT_TEMPLATE, run_report, template_parameters
 
 RECIPES = ["ort-fp32", "ort-int8-dynamic"]
 SECTIONS = ("Optimization report", "Candidates", "Recipes", "Charts", "Budget verdict", "Environment")
@@ -231,7 +232,7 @@ def test_template_parameters_are_typed_and_explained():
     ids=str,
 )
 def test_cli_values_parse(text, value):
-    assert _parse_value(text) == value
+    assert parse_value(text) == value
 
 
 def test_report_in_headless_chromium(report, launch_browser, test_artifacts):

@@ -5,14 +5,14 @@
     workbench optimize MODEL [--recipe NAME|FILE ...] [--threads N] [--json]
     workbench runs [--model M] [--json]
 
-Other modules add subcommands (report, search, ...) through ``cli_register(subparsers)``.
+The other subcommands (report, search, sensitivity, profile, bundle) live beside this module, one
+module each with its ``cli_register(subparsers)``.
 Errors print one line naming the problem and exit 2; nothing recorded is lost.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -21,8 +21,6 @@ from .errors import WorkbenchError
 
 __all__ = ["main", "format_table", "candidate_rows"]
 
-#: optional modules that contribute subcommands (each defines cli_register(subparsers))
-_EXTENSIONS = ("workbench.report", "workbench.search", "workbench.lm", "workbench.compress")
 
 
 def candidate_rows(cands) -> list[dict[str, str]]:
@@ -157,15 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_runs)
 
-    for mod_name in _EXTENSIONS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue
-            raise
-        if hasattr(mod, "cli_register"):
-            mod.cli_register(sub)
+    # the other subcommands live beside this module, one module each (imported here: the CLI is the top layer)
+    from . import cli_bundle, cli_profile, cli_report, cli_search, cli_sensitivity
+
+    for mod in (cli_report, cli_search, cli_sensitivity, cli_profile, cli_bundle):
+        mod.cli_register(sub)
     return p
 
 
