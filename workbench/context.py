@@ -13,6 +13,7 @@ write into a temporary folder that is only moved into place when they finish).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +36,15 @@ class ProgressEvent:
 class RunContext:
     """Carries the progress callbacks and the cancel flag through a run (thread-safe)."""
 
-    def __init__(self, on_progress: Callable[[ProgressEvent], None] | None = None, keep_events: int = 1000):
+    def __init__(
+        self,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+        keep_events: int = 1000,
+        timing: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ):
+        #: ``timing()`` wraps every latency measurement of the run (e.g. a Ray worker holds its node
+        #: exclusively while timing, so trials sharing a node never time each other)
+        self.timing = timing
         self._cancel = threading.Event()
         self._listeners: list[Callable[[ProgressEvent], None]] = [on_progress] if on_progress else []
         self._stage = ""
@@ -43,6 +52,10 @@ class RunContext:
         self._total: int | None = None
         self._keep = keep_events
         self.events: list[ProgressEvent] = []
+
+    def timed(self) -> contextlib.AbstractContextManager:
+        """The context every latency measurement runs in (nothing special unless ``timing`` was given)."""
+        return self.timing() if self.timing is not None else contextlib.nullcontext()
 
     # ---- cancellation ----------------------------------------------------------------
     def cancel(self) -> None:

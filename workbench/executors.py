@@ -18,7 +18,6 @@ Both executors take the same inputs and record the same candidates in the caller
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import socket
 import tempfile
@@ -276,40 +275,34 @@ def _node_lock(exclusive: bool) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def _latency_gate(windows: list[tuple[float, float]]) -> Iterator[None]:
-    """Hold the node lock shared while building/evaluating; swap to exclusive while timing.
+class _LatencyGate:
+    """Hold the node lock shared while building/evaluating; exclusive while timing (the run context's
+    timing hook), and record the windows in which this trial had the node to itself."""
 
-    ``workbench.optimize.measure`` calls ``benchmark`` by its module-level name; inside a Ray worker
-    process (which runs one task at a time) that name is wrapped for the duration of the task.
-    """
-    opt = importlib.import_module("workbench.optimize")  # the package attribute is the optimize() function
+    def __init__(self) -> None:
+        self.windows: list[tuple[float, float]] = []
+        self._shared = contextlib.ExitStack()
 
-    original = opt.benchmark
-    shared: list[contextlib.ExitStack] = []
+    def __enter__(self) -> _LatencyGate:
+        self._shared.enter_context(_node_lock(exclusive=False))
+        return self
 
-    def gated(*a, **kw):
-        shared[0].close()  # give up the shared hold, wait until no other trial on this node is busy
+    def __exit__(self, *exc) -> None:
+        self._shared.close()
+
+    @contextlib.contextmanager
+    def timing(self) -> Iterator[None]:
+        self._shared.close()  # give up the shared hold, wait until no other trial on this node is busy
         try:
             with _node_lock(exclusive=True):
                 t0 = time.time()
                 try:
-                    return original(*a, **kw)
+                    yield
                 finally:
-                    windows.append((t0, time.time()))  # when this trial had the node to itself
+                    self.windows.append((t0, time.time()))
         finally:
-            shared[0] = contextlib.ExitStack()
-            shared[0].enter_context(_node_lock(exclusive=False))
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(_node_lock(exclusive=False))
-    shared.append(stack)
-    opt.benchmark = gated
-    try:
-        yield
-    finally:
-        opt.benchmark = original
-        shared[0].close()
+            self._shared = contextlib.ExitStack()
+            self._shared.enter_context(_node_lock(exclusive=False))
 
 
 def _ray_trial(spec: dict, recipe: dict | None, bench: dict, baseline: dict | None) -> dict:
@@ -318,22 +311,22 @@ def _ray_trial(spec: dict, recipe: dict | None, bench: dict, baseline: dict | No
 
     model = _worker_model(spec)
     cfg = BenchConfig(**bench)
-    windows: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="wb-ray-") as d, _latency_gate(windows):
+    with tempfile.TemporaryDirectory(prefix="wb-ray-") as d, _LatencyGate() as gate:
+        ctx = RunContext(timing=gate.timing)
         store = RunStore(Path(d) / "runs.sqlite")
         t0 = time.monotonic()
         if recipe is None:
-            cand = run_baseline(model, store=store, bench=cfg)
+            cand = run_baseline(model, store=store, bench=cfg, ctx=ctx)
         else:
             base = store.add(Candidate.from_dict(baseline))
-            cand = run_recipe(model, _Recipe.from_dict(recipe), store=store, baseline=base, bench=cfg)
+            cand = run_recipe(model, _Recipe.from_dict(recipe), store=store, baseline=base, bench=cfg, ctx=ctx)
             if cand.id == base.id:
                 return {"candidates": [], "files": {}, "same_as_baseline": True}
         node = {
             "node": socket.gethostname(),
             "pid": os.getpid(),
             "trial_s": time.monotonic() - t0,
-            "latency_windows": windows,
+            "latency_windows": gate.windows,
         }
         out, files = [], {}
         for c in store.candidates():

@@ -79,7 +79,8 @@ def measure(
     reference = model.reference_outputs(threads)
     m: dict[str, Any] = model.task.metrics(outputs, model.data.eval.labels, reference)
     m["eval_time_s"] = time.monotonic() - t0
-    lat = benchmark(runner, model.bench_inputs(), bench, ctx, stage=f"{stage} / latency")
+    with ctx.timed():
+        lat = benchmark(runner, model.bench_inputs(), bench, ctx, stage=f"{stage} / latency")
     m.update(lat.summary())
     m["peak_mem_bytes"] = inference_memory(art, model.bench_inputs(), threads)
     m["size_bytes"] = art.size_bytes()

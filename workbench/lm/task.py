@@ -323,7 +323,8 @@ class CausalLM(Task):
         m: dict[str, Any] = perplexity(runner, model.data.eval.inputs, ctx=ctx, stage=f"{stage} / perplexity")
         m["eval_time_s"] = time.monotonic() - t0
         prompt = self.bench_prompt(model)
-        m.update(self._latency(runner, prompt, bench, ctx, f"{stage} / latency"))
+        with ctx.timed():
+            m.update(self._latency(runner, prompt, bench, ctx, f"{stage} / latency"))
         m["peak_mem_bytes"] = self._memory(art, runner, prompt, threads)
         m["size_bytes"] = art.size_bytes()
         m["params"] = art.param_count()
