@@ -30,7 +30,7 @@ from workbench.budget import Budget, violations
 from workbench.compose import build_recipe
 from workbench.context import ProgressEvent
 from workbench.lm.task import CausalLM
-from workbench.optimize import candidate_key, run_baseline, run_recipe
+from workbench.optimize import find_candidate, run_baseline, run_recipe
 from workbench.recipes import Recipe
 from workbench.tasks import task_of
 
@@ -192,8 +192,7 @@ class Workbench(w.VBox):
             return None
         recipe = self.recipe()
         bench = self.bench_config()
-        steps = [] if recipe is None else [s.to_dict() for s in recipe.steps]
-        return self.store.find(candidate_key(model, steps, bench.threads, bench))
+        return find_candidate(self.store, model, recipe, bench)
 
     def refresh(self, current: str | None = None) -> Candidate | None:
         """Redraw the results for the chosen model from the store; highlight the cached candidate of the

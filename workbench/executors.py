@@ -164,10 +164,9 @@ class RayExecutor(Executor):
         return self._ray.remote(num_cpus=cpus, max_retries=0)(_ray_trial)
 
     def baseline(self, model, *, store, bench, ctx):
-        from .optimize import candidate_key
+        from .optimize import find_candidate
 
-        key = candidate_key(model, [], bench.threads, bench)
-        if hit := store.find(key):
+        if hit := find_candidate(store, model, None, bench):
             return hit
         ref = self._remote(bench).remote(_model_spec(model), None, _bench_dict(bench), None)
         return _import_result(self._ray.get(ref), store)

@@ -36,6 +36,8 @@ __all__ = [
     "run_recipe",
     "measure",
     "candidate_key",
+    "recipe_key",
+    "find_candidate",
     "BASELINE",
 ]
 
@@ -55,6 +57,22 @@ def candidate_key(model: LoadedModel, steps: Iterable[dict], threads: int | None
         "u8s8_saturates": u8s8_saturates(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def recipe_key(model: LoadedModel, recipe: Recipe | str | None, bench: BenchConfig) -> str:
+    """The key of the candidate ``recipe`` makes of ``model`` under these bench settings: the baseline's for
+    ``None`` or for a recipe with nothing to do on this model (``ort-fp32`` on an ``.onnx`` file)."""
+    adapted = None if recipe is None else get_recipe(recipe).adapted_to(model.baseline.kind)
+    steps = [] if adapted is None else [s.to_dict() for s in adapted.steps]
+    return candidate_key(model, steps, bench.threads, bench)
+
+
+def find_candidate(
+    store: RunStore, model: LoadedModel, recipe: Recipe | str | None = None, bench: BenchConfig = BenchConfig()
+) -> Candidate | None:
+    """The stored candidate (ok or degraded) of ``model`` + ``recipe`` + bench settings + data, or None: the one
+    lookup optimize, search, the Ray executor and the dashboard share."""
+    return store.find(recipe_key(model, recipe, bench))
 
 
 def measure(
@@ -124,7 +142,7 @@ def run_baseline(
 ) -> Candidate:
     """Measure (or reuse) the unmodified FP32 model."""
     ctx = ctx or RunContext()
-    key = candidate_key(model, [], bench.threads, bench)
+    key = recipe_key(model, None, bench)
     if reuse and (hit := store.find(key)):
         return hit
     art = model.baseline

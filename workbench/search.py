@@ -34,7 +34,7 @@ from .context import RunContext
 from .errors import ConfigError, WorkbenchError
 from .executors import Executor, make_executor
 from .models import LoadedModel
-from .optimize import candidate_key
+from .optimize import recipe_key
 from .passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
 from .recipes import INT8_FUSIONS, Recipe
 from .store import RunStore
@@ -573,12 +573,7 @@ def search(
                 records.append(rec)
 
         def key_of(r: Recipe) -> str:
-            a = r.adapted_to(model.baseline.kind)
-            return (
-                baseline.key
-                if a is None
-                else candidate_key(model, [s.to_dict() for s in a.steps], bench.threads, bench)
-            )
+            return recipe_key(model, r, bench)
 
         unvisited = [p for p in space.points()]
         random.Random(seed).shuffle(unvisited)
