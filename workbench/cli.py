@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .cli_table import format_table
 from .errors import WorkbenchError
 
 __all__ = ["main", "format_table", "candidate_rows"]
@@ -30,15 +31,6 @@ def candidate_rows(cands) -> list[dict[str, str]]:
     return tasks_of(list(cands)).table_rows(list(cands))
 
 
-def format_table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return "(no candidates)"
-    cols = list(rows[0])
-    width = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in cols}
-    line = "  ".join(k.ljust(width[k]) for k in cols)
-    sep = "  ".join("-" * width[k] for k in cols)
-    body = ["  ".join(str(r[k]).ljust(width[k]) for k in cols) for r in rows]
-    return "\n".join([line, sep, *body])
 
 
 def _cmd_models(args) -> int:

@@ -21,7 +21,7 @@ def _cmd_bundle(args) -> int:
 
 
 def _cmd_import(args) -> int:
-    from .cli import format_table
+    from .cli_table import format_table
 
     store = RunStore(args.store)
     rec = import_bundle_result(args.result, store, device_name=args.device)

@@ -7,7 +7,7 @@ from .profile import profile_model, why_no_speedup
 
 # ---- CLI -----------------------------------------------------------------------------------------------
 def _cmd_profile(args) -> int:
-    from .cli import format_table
+    from .cli_table import format_table
     from .models import load_model
     from .store import RunStore
 

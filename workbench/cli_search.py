@@ -14,7 +14,7 @@ from .store import RunStore
 
 # ---- CLI ------------------------------------------------------------------------------------------
 def _cmd_search(args) -> int:
-    from .cli import format_table
+    from .cli_table import format_table
     from .context import TqdmReporter
 
     budget = Budget(

@@ -11,7 +11,7 @@ from .sensitivity import TECHNIQUES, sensitivity
 def _cmd_sensitivity(args) -> int:
     import json
 
-    from .cli import format_table
+    from .cli_table import format_table
 
     kw = {"n_eval": args.n_eval} if args.n_eval else {}
     res = sensitivity(args.model, args.technique or ["int8"], by=args.by, threads=args.threads, **kw)
