@@ -7,6 +7,7 @@ test has clicked: events, not sleeps.
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import pytest
@@ -107,19 +108,31 @@ def test_budget_values_become_a_budget():
 
 
 @pytest.mark.parametrize("panel_cls", [PruningPanel, DistillationPanel], ids=["pruning", "distillation"])
-def test_optional_panels_match_what_is_registered(panel_cls):
+def test_optional_panels_are_on_with_the_passes_that_ship(panel_cls):
+    # pruning and distillation ship with the workbench: their passes are registered, the panels usable
+    assert all(optional_pass(k) is not None for k in panel_cls.kinds)
     panel = panel_cls()
-    available = all(optional_pass(k) is not None for k in panel_cls.kinds)
-    assert panel.available is available
-    if not available:  # no faking: the controls are off and the panel says why
-        assert "not available in this version" in panel.note.text
-        assert all(c.disabled for c in panel.controls)
-        assert panel.settings() is None
-    else:
-        panel.enabled.value = True
-        assert not any(c.disabled for c in panel.controls)
-        recipe = build_recipe("fp32", **{"prune" if panel_cls is PruningPanel else "distill": panel.settings()})
-        assert recipe.steps[0].kind in panel_cls.kinds
+    assert panel.available is True and "not available" not in panel.note.text
+    # off until enabled: only the checkbox is live, and there is nothing to build yet
+    assert not panel.enabled.disabled and all(c.disabled for c in panel.controls if c is not panel.enabled)
+    assert panel.settings() is None
+    panel.enabled.value = True
+    assert not any(c.disabled for c in panel.controls)
+    recipe = build_recipe("fp32", **{"prune" if panel_cls is PruningPanel else "distill": panel.settings()})
+    assert recipe.steps[0].kind in panel_cls.kinds
+
+
+@pytest.mark.parametrize("panel_cls", [PruningPanel, DistillationPanel], ids=["pruning", "distillation"])
+def test_optional_panel_without_its_pass_is_off_and_says_why(panel_cls, monkeypatch):
+    # a version without the pass (as the panel sees it through optional_pass): no faking, the controls
+    # stay off whatever is clicked and the panel says why
+    monkeypatch.setattr(importlib.import_module("widgets.settings"), "optional_pass", lambda kind: None)
+    panel = panel_cls()
+    assert panel.available is False
+    assert "not available in this version" in panel.note.text
+    panel.enabled.value = True
+    assert all(c.disabled for c in panel.controls)
+    assert panel.settings() is None
 
 
 def test_results_panel_svg_renderer_draws_points(digits_model, store, fast_bench):
@@ -178,7 +191,11 @@ def test_run_streams_results_and_reuses_cached_settings(wb, store):
     assert pts["int8-dynamic"]["x"] == pytest.approx(cand.metrics["p50_ms"])
     assert pts["int8-dynamic"]["y"] == pytest.approx(cand.metrics["accuracy"])
     assert cand.metrics["accuracy"] > 0.9
-    assert "measured" in wb.picker.info.value or "accuracy" in wb.picker.info.value  # baseline in the picker
+    # the measured baseline is in the picker ("not measured yet" before it ran)
+    (base,) = [c for c in wb.results.candidates if c.recipe_name == "baseline"]
+    info = wb.picker.info.value
+    assert "not measured yet" not in info
+    assert f"accuracy {100 * base.metrics['accuracy']:.1f} %" in info and "p50 " in info
 
     # move away and back: the measured candidate comes from the store, nothing reruns
     n_rows, n_runs = len(store.candidates()), wb.runs_started
@@ -268,14 +285,15 @@ def test_export_report_writes_html(wb, tmp_path):
     assert res.html_path.name in out["data"]["text/html"] and "Report written" in wb.run_panel.status.text
 
 
-@pytest.mark.skipif(optional_pass("magnitude-prune") is None, reason="needs the magnitude-prune pass")
 def test_pruning_panel_runs_a_pruned_candidate(wb, store):
     wb.pruning.enabled.value = True
     wb.pruning.sparsity.value = 50
     wb.pruning.finetune_steps.value = 0
     assert wb.recipe().name == "magnitude-prune-50pct"
     cand = wb.run().result(120)
-    assert cand.status in ("ok", "degraded") and cand.recipe["steps"][0]["sparsity"] == 0.5
+    # half the weights zeroed, no fine-tuning: the digits CNN keeps its accuracy (no degradation flagged)
+    assert cand.status == "ok", cand.error
+    assert cand.recipe["steps"][0]["sparsity"] == 0.5
     assert "magnitude-prune-50pct" in points(wb) and wb.results.current == cand.id
     wb.pruning.enabled.value = False  # back to the plain baseline: from the store
     assert "Already measured (baseline" in wb.lookup.text
@@ -347,7 +365,7 @@ def test_lm_dashboard_charts_tokens_per_s_against_perplexity(tiny_lm, store, tmp
 
 # ---- search mode ----------------------------------------------------------------------------------------
 def test_search_mode_shares_the_dashboard_and_draws_trials_live(wb, store):
-    from workbench.report_sections import search_trials
+    from workbench.report_search import search_trials
 
     assert wb.modes.children[1] is wb.search and wb.modes.get_title(1) == "Search"
     wb.budget.max_drop.value = "2"

@@ -9,13 +9,14 @@ The panels hold no compute: they call ``workbench``'s public API on one worker t
 from __future__ import annotations
 
 from ._common import Worker
+from .budget_panel import BudgetPanel
 from .dashboard import Workbench
 from .lm_settings import LMRecipePanel
 from .model import ModelPicker
 from .results import ResultsPanel
 from .run import RunPanel
 from .search_panel import SearchPanel
-from .settings import BudgetPanel, DistillationPanel, PruningPanel, QuantizationPanel
+from .settings import DistillationPanel, PruningPanel, QuantizationPanel
 
 __all__ = [
     "Workbench",

@@ -9,7 +9,19 @@ import ipywidgets as w
 
 from workbench.tasks import fmt_mb, fmt_ms, fmt_pct
 
-__all__ = ["help_line", "with_help", "Message", "Worker", "replace_output", "fmt_ms", "fmt_mb", "fmt_pct"]
+__all__ = [
+    "WIDE",
+    "LABEL_STYLE",
+    "section_title",
+    "help_line",
+    "with_help",
+    "Message",
+    "Worker",
+    "replace_output",
+    "fmt_ms",
+    "fmt_mb",
+    "fmt_pct",
+]
 
 _HELP_STYLE = "color:#555;font-size:12px;line-height:1.3"
 
@@ -87,3 +99,12 @@ class Worker:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+#: the width and label style the settings panels share
+WIDE = w.Layout(width="420px")
+LABEL_STYLE = {"description_width": "130px"}
+
+
+def section_title(text: str) -> w.HTML:
+    return w.HTML(f"<b>{text}</b>")

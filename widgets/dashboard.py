@@ -35,12 +35,13 @@ from workbench.recipes import Recipe
 from workbench.tasks import task_of
 
 from ._common import Message, Worker, replace_output
+from .budget_panel import BudgetPanel
 from .lm_settings import LMRecipePanel
 from .model import ModelPicker
 from .results import ResultsPanel
 from .run import RunPanel
 from .search_panel import SearchPanel
-from .settings import BudgetPanel, DistillationPanel, PruningPanel, QuantizationPanel
+from .settings import DistillationPanel, PruningPanel, QuantizationPanel
 
 __all__ = ["Workbench", "LM_TASK", "TAB_TITLES"]
 

@@ -23,14 +23,11 @@ from .errors import WorkbenchError
 __all__ = ["main", "format_table", "candidate_rows"]
 
 
-
 def candidate_rows(cands) -> list[dict[str, str]]:
     """The table rows of these candidates, in their task's columns."""
     from .tasks import tasks_of
 
     return tasks_of(list(cands)).table_rows(list(cands))
-
-
 
 
 def _cmd_models(args) -> int:

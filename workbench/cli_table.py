@@ -12,5 +12,3 @@ def format_table(rows: list[dict[str, str]]) -> str:
     sep = "  ".join("-" * width[k] for k in cols)
     body = ["  ".join(str(r[k]).ljust(width[k]) for k in cols) for r in rows]
     return "\n".join([line, sep, *body])
-
-
