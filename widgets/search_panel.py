@@ -26,7 +26,9 @@ from workbench import BenchConfig, CancelledError, LoadedModel, RunContext, RunS
 from workbench.budget import Budget
 from workbench.charts import to_svg, tradeoff_chart
 from workbench.lm.task import CausalLM
-from workbench.search import TRAINING_FAMILIES, SearchResult, SearchSpace, TrialRecord, search
+from workbench.search import search
+from workbench.search_result import SearchResult, TrialRecord
+from workbench.search_space import TRAINING_FAMILIES, SearchSpace
 
 from ._common import Worker
 
@@ -61,7 +63,7 @@ class SearchPanel(w.VBox):
         worker: Worker | None = None,
         **load_kw: Any,
     ):
-        from workbench.search import default_families
+        from workbench.search_space import default_families
 
         self.model = model
         self.store = store if isinstance(store, RunStore) else RunStore(store)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .profile import profile_model, why_no_speedup
+from .explain import why_no_speedup
+from .profile import profile_model
 
 
 # ---- CLI -----------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ import sys
 from .budget import Budget
 from .context import RunContext
 from .executors import EXECUTORS
-from .search import PREFER, SearchSpace, TrialRecord, default_families, search
+from .search import search
+from .search_result import PREFER, TrialRecord
+from .search_space import SearchSpace, default_families
 from .store import RunStore
 
 

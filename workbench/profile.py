@@ -20,18 +20,17 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .artifact import ort_session
 from .candidate import Candidate
 from .config import check_range
-from .env import cache_dir
 from .errors import ModelLoadError, WorkbenchError
 from .models import LoadedModel
+from .roofline import Machine, machine_roofline, ort_profile_session
 
 if TYPE_CHECKING:
     import altair as alt
@@ -43,13 +42,14 @@ __all__ = [
     "Profile",
     "profile",
     "profile_model",
-    "Finding",
-    "Explanation",
-    "why_no_speedup",
+    "MATMUL_LIKE",
+    "CONV_LIKE",
+    "FLOAT_HEAVY",
+    "QDQ_OPS",
     "roofline_chart",
 ]
 
-_MATMUL_LIKE = {
+MATMUL_LIKE = {
     "MatMul",
     "Gemm",
     "FusedMatMul",
@@ -61,9 +61,9 @@ _MATMUL_LIKE = {
     "QGemm",
     "MatMulNBits",
 }
-_CONV_LIKE = {"Conv", "FusedConv", "ConvInteger", "QLinearConv", "NhwcFusedConv"}
+CONV_LIKE = {"Conv", "FusedConv", "ConvInteger", "QLinearConv", "NhwcFusedConv"}
 #: heavy ops that still compute in float after a quantization pass
-_FLOAT_HEAVY = {
+FLOAT_HEAVY = {
     "MatMul",
     "Gemm",
     "FusedMatMul",
@@ -74,82 +74,7 @@ _FLOAT_HEAVY = {
     "MultiHeadAttention",
     "NhwcFusedConv",
 }
-_QDQ = {"QuantizeLinear", "DequantizeLinear"}
-
-
-@dataclass(frozen=True)
-class Machine:
-    """Measured peak compute (GFLOP/s, FP32) and memory bandwidth (GB/s) at ``threads``."""
-
-    peak_gflops: float
-    bandwidth_gbs: float
-    threads: int
-
-    @property
-    def ridge(self) -> float:
-        """Arithmetic intensity (FLOP/byte) above which a kernel is compute-bound."""
-        return self.peak_gflops / self.bandwidth_gbs
-
-
-def _session(path: str | Path, threads: int, profile_prefix: str | None = None, prepack: bool = True):
-    # prepacked weights vanish from the profiler's input shapes: turn prepacking off to see them
-    config = None if prepack else {"session.disable_prepacking": "1"}
-    return ort_session(path, threads, config=config, profile_prefix=profile_prefix)
-
-
-def _best_time(fn, reps: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def machine_roofline(threads: int | None = None, *, refresh: bool = False) -> Machine:
-    """Measure (once per thread count, then cached) this machine's FP32 peak and memory bandwidth in ORT."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    threads = threads or (os.cpu_count() or 1)
-    path = Path(cache_dir()) / f"roofline-{threads}t.json"
-    if path.exists() and not refresh:
-        return Machine(**json.loads(path.read_text()))
-    with tempfile.TemporaryDirectory() as d:
-        m, k, n = 512, 1024, 1024
-        g = helper.make_graph(
-            [helper.make_node("MatMul", ["a", "b"], ["c"])],
-            "mm",
-            [
-                helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k]),
-                helper.make_tensor_value_info("b", TensorProto.FLOAT, [k, n]),
-            ],
-            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])],
-        )
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), f"{d}/mm.onnx")
-        s = _session(f"{d}/mm.onnx", threads)
-        a, b = np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)
-        peak = 2 * m * k * n / _best_time(lambda: s.run(None, {"a": a, "b": b}), 5) / 1e9
-        size = 16 * 1024 * 1024  # 64 MB per operand: far beyond any cache
-        g = helper.make_graph(
-            [helper.make_node("Add", ["x", "y"], ["z"])],
-            "add",
-            [
-                helper.make_tensor_value_info("x", TensorProto.FLOAT, [size]),
-                helper.make_tensor_value_info("y", TensorProto.FLOAT, [size]),
-            ],
-            [helper.make_tensor_value_info("z", TensorProto.FLOAT, [size])],
-        )
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), f"{d}/add.onnx")
-        s = _session(f"{d}/add.onnx", threads)
-        x = np.random.rand(size).astype(np.float32)
-        bw = 3 * 4 * size / _best_time(lambda: s.run(None, {"x": x, "y": x}), 5) / 1e9
-    mach = Machine(round(peak, 2), round(bw, 2), threads)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(mach.__dict__))
-    os.replace(tmp, path)
-    return mach
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
 
 _ITEMSIZE = {
@@ -188,9 +113,9 @@ def _nbytes(arg: list) -> int:
 
 def _flops(op: str, ins: list[list[int]], outs: list[list[int]]) -> float:
     out_n = float(np.prod(outs[0])) if outs and outs[0] else 0.0
-    if op in _MATMUL_LIKE and ins and ins[0]:
+    if op in MATMUL_LIKE and ins and ins[0]:
         return 2.0 * out_n * ins[0][-1]
-    if op in _CONV_LIKE and len(ins) > 1 and len(ins[1]) >= 3:
+    if op in CONV_LIKE and len(ins) > 1 and len(ins[1]) >= 3:
         return 2.0 * out_n * float(np.prod(ins[1][1:]))
     return out_n  # elementwise and data movement: about one operation per output value
 
@@ -252,11 +177,11 @@ def profile(
     machine = machine or machine_roofline(threads)
     with tempfile.TemporaryDirectory() as d:
         # one run without weight prepacking gives every node's full input shapes (weights included) ...
-        s = _session(path, threads, profile_prefix=f"{d}/shapes", prepack=False)
+        s = ort_profile_session(path, threads, profile_prefix=f"{d}/shapes", prepack=False)
         s.run(None, _feed(s, inputs))
         shapes = {e["name"]: e.get("args", {}) for e in _node_events(s.end_profiling())}
         # ... and the timed runs use the session as it normally runs
-        s = _session(path, threads, profile_prefix=f"{d}/prof")
+        s = ort_profile_session(path, threads, profile_prefix=f"{d}/prof")
         feed = _feed(s, inputs)
         for _ in range(3):  # warm-up (allocations, kernel choice) before the profiled runs count
             s.run(None, feed)
@@ -397,197 +322,3 @@ def roofline_chart(prof: Profile) -> alt.LayerChart:
         width=420,
         height=260,
     )
-
-
-# ---- why no speed-up? --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Finding:
-    kind: str  # float-ops | qdq | dynamic-quant | slow-kernels | sparsity | no-native-16bit | overhead | casts
-    message: str
-    share: float | None = None  # share of kernel time concerned (or of weights, for sparsity)
-
-
-@dataclass
-class Explanation:
-    candidate_id: str
-    reference_id: str
-    speedup: float | None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def faster(self) -> bool:
-        return self.speedup is not None and self.speedup > 1.05
-
-    def kinds(self) -> set[str]:
-        return {f.kind for f in self.findings}
-
-    def __str__(self) -> str:
-        sp = "unknown" if self.speedup is None else f"{self.speedup:.3g}x"
-        head = f"Candidate {self.candidate_id} is {sp} the speed of {self.reference_id}" + (
-            ": it is faster." if self.faster else ": no real speed-up. Why:"
-        )
-        body = [f"  - {f.message}" for f in self.findings] or [
-            "  - nothing in the graph explains it; measure again on a quiet machine"
-        ]
-        return "\n".join([head, *body])
-
-
-def _zero_share(path: str) -> tuple[float, int]:
-    import onnx
-    from onnx import numpy_helper
-
-    from .sensitivity import weight_layers
-
-    m = onnx.load(path)
-    inits = {i.name: i for i in m.graph.initializer}
-    zeros = total = 0
-    for lay in weight_layers(m, "prune"):
-        w = numpy_helper.to_array(inits[lay["weight"]])
-        if w.dtype.kind == "f":
-            zeros += int((w == 0).sum())
-            total += w.size
-    return (zeros / total if total else 0.0), total
-
-
-def _rows_of(prof, op_types) -> tuple[list[dict], float]:
-    """The profile rows of these operator types, and their summed share of kernel time."""
-    rows = [r for r in prof.rows if r["op_type"] in op_types]
-    return rows, sum(r["share"] for r in rows)
-
-
-def why_no_speedup(
-    candidate: Candidate,
-    reference: Candidate,
-    model: LoadedModel | None = None,
-    *,
-    threads: int | None = None,
-    runs: int = 20,
-) -> Explanation:
-    """Findings on why ``candidate`` is (or is not) faster than ``reference`` (e.g. the FP32 ONNX export).
-
-    Always returns every finding; ``faster`` says whether an explanation was needed at all.
-    """
-    a, b = candidate.get("p50_ms"), reference.get("p50_ms")
-    exp = Explanation(candidate.id, reference.id, (b / a) if a and b else None)
-    notes = candidate.notes or {}
-    if notes.get("native_hw") is False:
-        exp.findings.append(
-            Finding(
-                "no-native-16bit",
-                f"this CPU has no native {notes.get('precision')} arithmetic: "
-                "the 16-bit weights are converted on the fly, so the model is smaller, not faster",
-            )
-        )
-    if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
-        return exp
-    if model is None:
-        raise WorkbenchError("why_no_speedup needs the model (for its inputs) to profile an ONNX candidate.")
-    threads = threads or candidate.threads
-    prof = profile(candidate.artifact_path, model.bench_inputs(), threads=threads, runs=runs)
-    quantized = any(
-        r["op_type"]
-        in (
-            "MatMulInteger",
-            "ConvInteger",
-            "QLinearMatMul",
-            "QLinearConv",
-            "MatMulNBits",
-            "DynamicQuantizeMatMul",
-            "MatMulIntegerToFloat",
-            "QGemm",
-            "QuantizeLinear",
-        )
-        for r in prof.rows
-    )
-    heavy, share = _rows_of(prof, _FLOAT_HEAVY)
-    if quantized and heavy:
-        names = ", ".join(r["node"] for r in heavy[:3])
-        exp.findings.append(
-            Finding(
-                "float-ops",
-                f"{len(heavy)} compute op(s) were left in float and take "
-                f"{100 * share:.0f}% of kernel time (e.g. {names})",
-                share,
-            )
-        )
-    qdq, share = _rows_of(prof, _QDQ)
-    if qdq:
-        exp.findings.append(
-            Finding(
-                "qdq",
-                f"{len(qdq)} QuantizeLinear/DequantizeLinear node(s) were not fused into "
-                f"integer kernels and take {100 * share:.0f}% of kernel time",
-                share,
-            )
-        )
-    dq, share = _rows_of(prof, ("DynamicQuantizeLinear",))
-    if dq:
-        exp.findings.append(
-            Finding(
-                "dynamic-quant",
-                f"activations are quantized at run time by {len(dq)} "
-                f"DynamicQuantizeLinear node(s), {100 * share:.0f}% of kernel time: on small "
-                "layers that costs more than the integer kernel saves",
-                share,
-            )
-        )
-    casts, share = _rows_of(prof, ("Cast",))
-    if casts and share > 0.05:
-        exp.findings.append(
-            Finding(
-                "casts",
-                f"{len(casts)} Cast node(s) convert between precisions and take {100 * share:.0f}% of kernel time",
-                share,
-            )
-        )
-    skip_ln, share = _rows_of(prof, ("SkipLayerNormalization",))
-    # named whenever the graph has it: the slowness is ORT 1.32's CPU kernel itself (~6x Add + LayerNorm,
-    # measured on AVX-512), while the share it shows in one profile moves with the CPU and the machine's load
-    if skip_ln:
-        exp.findings.append(
-            Finding(
-                "slow-kernels",
-                f"{len(skip_ln)} SkipLayerNormalization node(s) take {100 * share:.0f}% of kernel time: "
-                "ONNX Runtime's CPU kernel for it is several times slower than Add + LayerNormalization; "
-                "rebuild with OrtOptimize(skip_layernorm=False), the default, which keeps them apart",
-                share,
-            )
-        )
-    if reference.runtime == "onnxruntime" and reference.artifact_path:
-        ref = profile(reference.artifact_path, model.bench_inputs(), threads=threads, runs=runs)
-        for label, ops in (("Conv", _CONV_LIKE), ("MatMul/Gemm", _MATMUL_LIKE)):
-            mine = [r for r in prof.rows if r["op_type"] in ops]
-            t_new, t_ref = sum(r["time_us"] for r in mine), sum(r["time_us"] for r in ref.rows if r["op_type"] in ops)
-            if mine and t_ref > 0 and t_new > 1.1 * t_ref:
-                kinds = ", ".join(sorted({r["op_type"] for r in mine}))
-                exp.findings.append(
-                    Finding(
-                        "slow-kernels",
-                        f"the {label} layers now run as {kinds} and take {t_new:.0f} µs against "
-                        f"{t_ref:.0f} µs in float: ORT has no faster kernel for them on this CPU (e.g. ConvInteger is a "
-                        "reference implementation; static QDQ INT8 maps Conv to QLinearConv instead)",
-                        t_new / t_ref,
-                    )
-                )
-    zshare, n = _zero_share(candidate.artifact_path)
-    if zshare >= 0.2:
-        exp.findings.append(
-            Finding(
-                "sparsity",
-                f"{100 * zshare:.0f}% of the {n} float weights are zero, but ORT's "
-                "dense MatMul/Conv kernels multiply the zeros anyway: unstructured sparsity saves "
-                "nothing without sparse kernels; prune whole channels/heads instead",
-                zshare,
-            )
-        )
-    if prof.wall_ms > 0 and prof.kernel_ms / prof.wall_ms < 0.5:
-        exp.findings.append(
-            Finding(
-                "overhead",
-                f"kernels account for only {100 * prof.kernel_ms / prof.wall_ms:.0f}% "
-                f"of a {prof.wall_ms:.3g} ms run: fixed per-call overhead dominates this small "
-                "model, so faster kernels barely show",
-                prof.kernel_ms / prof.wall_ms,
-            )
-        )
-    return exp

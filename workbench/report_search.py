@@ -90,7 +90,7 @@ def search_summary(store: RunStore, model: str, budget: Budget) -> SearchSummary
     with the constraint it broke and by how much."""
     import pandas as pd
 
-    from .search import pick_best, resolve_prefer
+    from .search_result import pick_best, resolve_prefer
 
     trials = search_trials(store, model)
     if not trials:

@@ -23,7 +23,8 @@ from ..artifact import file_sha256, torch_artifact
 from ..data import Split, TaskData
 from ..env import cache_dir
 from ..errors import ModelLoadError
-from ..models import LoadedModel, ModelInfo, model_fingerprint, register_family_loader, register_model
+from ..model_base import LoadedModel, ModelInfo, model_fingerprint, register_family_loader
+from ..models import register_model
 from .corpus import CORPUS_SOURCE, lm_corpus, tokenize_corpus
 from .task import CausalLM, LMEvalSpec
 

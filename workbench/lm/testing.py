@@ -23,7 +23,7 @@ import numpy as np
 from ..artifact import onnx_artifact, torch_artifact
 from ..data import Split, TaskData
 from ..env import cache_dir
-from ..models import LoadedModel, model_fingerprint
+from ..model_base import LoadedModel, model_fingerprint
 from ..tasks import Generic
 from .corpus import lm_corpus, tokenize_corpus
 
