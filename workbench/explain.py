@@ -49,7 +49,7 @@ def _zero_share(path: str) -> tuple[float, int]:
     import onnx
     from onnx import numpy_helper
 
-    from .sensitivity import weight_layers
+    from .passes.selective import weight_layers
 
     m = onnx.load(path)
     inits = {i.name: i for i in m.graph.initializer}

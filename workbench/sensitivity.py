@@ -19,20 +19,18 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .artifact import Artifact, onnx_artifact
+from .artifact import Artifact
 from .benchmark import BenchConfig
 from .candidate import Candidate
-from .config import PassConfig, check_choice, check_range
+from .config import check_choice, check_range
 from .context import RunContext
 from .errors import ConfigError, PassError, WorkbenchError
 from .evaluate import predict
 from .models import LoadedModel
-from .passes import OnnxExport, PassJob, apply_pass, register_pass
-from .passes.quantize import gemm_to_matmul, quiet_quantizer_logs
+from .passes import OnnxExport, PassJob, apply_pass
+from .passes.selective import TECHNIQUE_OPS, TECHNIQUES, SelectiveQuant, weight_layers
 from .recipes import Recipe
 from .store import RunStore
 
@@ -51,150 +49,14 @@ __all__ = [
     "mixed_precision",
 ]
 
-TECHNIQUES = ("int8", "int4", "prune")
-_OPS = {"int8": ("MatMul", "Gemm", "Conv"), "int4": ("MatMul", "Gemm"), "prune": ("MatMul", "Gemm", "Conv")}
 
 
-@dataclass(frozen=True)
-class SelectiveQuant(PassConfig):
-    """One technique on chosen layers only (``only``) or on all but some (``keep``, left in float)."""
-
-    kind: ClassVar[str] = "selective"
-    consumes: ClassVar[str] = "onnx"
-    produces: ClassVar[str] = "onnx"
-    quantizes: ClassVar[bool] = True
-    summary: ClassVar[str] = "int8 / int4 / pruning on chosen layers; the rest stay float (mixed precision)"
-
-    technique: str = "int8"
-    #: apply to these node names only (empty = every eligible layer)
-    only: tuple[str, ...] = ()
-    #: never touch these node names (the most sensitive layers, kept at higher precision)
-    keep: tuple[str, ...] = ()
-    #: prune: share of each chosen layer's weights set to zero
-    sparsity: float = 0.5
-    #: int4: weights per scale
-    block_size: int = 32
-
-    def validate(self) -> None:
-        check_choice("SelectiveQuant", "technique", self.technique, TECHNIQUES)
-        check_range("SelectiveQuant", "sparsity", self.sparsity, 0, 1, hi_open=True)
-        if self.block_size not in (16, 32, 64, 128, 256):
-            raise ConfigError.out_of_range(
-                "SelectiveQuant", "block_size", self.block_size, "one of 16, 32, 64, 128, 256"
-            )
-        if set(self.only) & set(self.keep):
-            raise ConfigError(
-                f"SelectiveQuant: node(s) {sorted(set(self.only) & set(self.keep))} are both in 'only' "
-                "and in 'keep'; a layer is either changed or kept."
-            )
 
 
-def weight_layers(model, technique: str = "int8") -> list[dict[str, Any]]:
-    """Layers with a constant weight that ``technique`` can change: name, op type, weight, parameter count."""
-    check_choice("weight_layers", "technique", technique, TECHNIQUES)
-    inits = {i.name: i for i in model.graph.initializer}
-    out = []
-    for n in model.graph.node:
-        if n.op_type in _OPS[technique] and len(n.input) > 1 and n.input[1] in inits:
-            dims = list(inits[n.input[1]].dims)
-            if n.op_type == "MatMul" and len(dims) != 2:
-                continue
-            out.append(
-                {
-                    "layer": n.name,
-                    "op_type": n.op_type,
-                    "weight": n.input[1],
-                    "params": int(np.prod(dims)) if dims else 1,
-                }
-            )
-    return out
 
 
-def _renamed(names: Sequence[str], model) -> list[str]:
-    """Node names after gemm_to_matmul (a Gemm ``g`` becomes MatMul ``g_MatMul``)."""
-    present = {n.name for n in model.graph.node}
-    return [n if n in present else f"{n}_MatMul" for n in names]
 
 
-@register_pass(SelectiveQuant)
-@quiet_quantizer_logs()
-def _selective(art: Artifact, cfg: SelectiveQuant, job: PassJob) -> Artifact:
-    import onnx
-    from onnx import numpy_helper
-
-    job.ctx.begin(
-        job.stage or "selective",
-        total=1,
-        message=f"{cfg.technique} on "
-        + (f"{len(cfg.only)} layer(s)" if cfg.only else f"all but {len(cfg.keep)} layer(s)"),
-    )
-    model = onnx.load(str(art.path))
-    known = {n.name for n in model.graph.node}
-    unknown = [n for n in (*cfg.only, *cfg.keep) if n not in known]
-    if unknown:
-        raise PassError(
-            f"selective: no node named {unknown[0]!r} in this model. Node names come from "
-            "weight_layers(onnx model) or a sensitivity table."
-        )
-    eligible = [d["layer"] for d in weight_layers(model, cfg.technique)]
-    chosen = [n for n in (cfg.only or eligible) if n in eligible and n not in cfg.keep]
-    out = job.out_path("model.onnx")
-    if not chosen:
-        onnx.save(model, str(out))  # nothing to change: the float model, recorded honestly as such
-    elif cfg.technique == "prune":
-        inits = {i.name: i for i in model.graph.initializer}
-        nodes = {n.name: n for n in model.graph.node}
-        for name in chosen:
-            init = inits[nodes[name].input[1]]
-            w = numpy_helper.to_array(init).copy()
-            k = int(cfg.sparsity * w.size)
-            if k:
-                thresh = np.partition(np.abs(w).ravel(), k - 1)[k - 1]
-                w[np.abs(w) <= thresh] = 0
-            init.CopyFrom(numpy_helper.from_array(w, init.name))
-        onnx.save(model, str(out))
-    else:
-        gemm_to_matmul(model)  # Linear layers exported as Gemm become quantizable MatMuls
-        chosen = _renamed(chosen, model)
-        try:
-            if cfg.technique == "int8":
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                quantize_dynamic(
-                    model,
-                    str(out),
-                    per_channel=True,
-                    weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["MatMul", "Conv"],
-                    nodes_to_quantize=chosen,
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
-                )
-            else:
-                from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-                q = MatMulNBitsQuantizer(
-                    model,
-                    bits=4,
-                    block_size=cfg.block_size,
-                    is_symmetric=True,
-                    accuracy_level=4,
-                    nodes_to_include=chosen,
-                    op_types_to_quantize=("MatMul",),
-                )
-                q.process()
-                q.model.save_model_to_file(str(out), use_external_data_format=False)
-        except Exception as e:
-            raise PassError(f"selective {cfg.technique} failed: {type(e).__name__}: {e}") from None
-    job.ctx.step()
-    return onnx_artifact(
-        out,
-        **{
-            **art.meta,
-            "precision": f"{cfg.technique}-mixed" if cfg.keep else cfg.technique,
-            "changed_layers": len(chosen),
-            "kept_float": list(cfg.keep),
-        },
-    )
 
 
 # ---- the analysis --------------------------------------------------------------------------------
@@ -289,7 +151,7 @@ def sensitivity(
             if not layers:
                 raise PassError(
                     f"sensitivity: {model.name} has no layer that {tech!r} applies to "
-                    f"(it needs {', '.join(_OPS[tech])} nodes with constant weights)."
+                    f"(it needs {', '.join(TECHNIQUE_OPS[tech])} nodes with constant weights)."
                 )
             groups: dict[str, list[dict]] = {}
             for lay in layers:

@@ -8,8 +8,10 @@ from .prune import MagnitudePrune, StructuredPrune
 from .qat import QuantAwareTraining
 from .quantize import DynamicInt8, Int4WeightOnly, StaticInt8, sensitive_matmuls
 from .registry import PassJob, apply_pass, register_pass, registered_passes
+from .selective import SelectiveQuant
 
 __all__ = [
+    "SelectiveQuant",
     "OnnxExport",
     "OrtOptimize",
     "Cast",
