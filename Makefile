@@ -62,6 +62,9 @@ bench-all: bench
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_panels.py
 	$(BIN)/python bench/bench_notebooks.py
+	$(BIN)/python bench/bench_int8_range.py --lm
+	$(BIN)/python bench/bench_profile.py
+	$(BIN)/python bench/bench_harness.py
 
 clean:
 	rm -rf .workbench reports test-artifacts

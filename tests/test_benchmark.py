@@ -1,45 +1,113 @@
-"""The latency harness: side-by-side rounds and the per-round ratios the benches report."""
+"""The latency harness: side-by-side rounds and the per-round ratios the benches report.
 
+No test here reads the real clock: the harness is timed through a fake ``perf_counter`` that only the
+runners move, by a fixed cost per call, so every sample, p50 and ratio is known exactly. The timing
+itself (real sleeps measured side by side) is bench/bench_harness.py.
+"""
+
+from __future__ import annotations
+
+import importlib
 import time
+import types
 
 import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.benchmark import round_speedups, side_by_side
+from workbench.benchmark import (
+    LatencyResult,
+    format_ratio_summary,
+    ratio_summary,
+    round_speedups,
+    side_by_side,
+)
+
+# the module itself: ``workbench.benchmark`` as an attribute is the function wb.benchmark
+HARNESS = importlib.import_module("workbench.benchmark")
 
 
-def _sleeper(ms: float):
-    def run(_inputs):
-        time.sleep(ms / 1e3)
+class FakeClock:
+    """The harness's ``perf_counter``: it moves only when a runner spends its fixed cost."""
 
-    return run
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def spend(self, ms: float) -> None:
+        self.now += ms / 1e3
 
 
-def test_side_by_side_keeps_rounds_and_pools_samples():
-    calls = {"slow": 0, "fast": 0}
+@pytest.fixture
+def clock(monkeypatch):
+    c = FakeClock()
+    monkeypatch.setattr(HARNESS, "time", types.SimpleNamespace(perf_counter=c.perf_counter, sleep=time.sleep))
+    return c
 
-    def counted(name, ms):
-        inner = _sleeper(ms)
 
-        def run(inputs):
-            calls[name] += 1
-            inner(inputs)
+def test_benchmark_times_only_the_timed_calls_and_reports_progress(clock):
+    calls = []
+
+    def run(inputs):
+        calls.append(inputs["x"])
+        clock.spend(1000.0 if len(calls) <= 11 else 4.0)  # 10 warm-ups + the peak-memory call: never timed
+
+    ctx = wb.RunContext()
+    r = wb.benchmark(run, {"x": 1}, wb.BenchConfig(warmup=10, runs=20, threads=3), ctx=ctx, stage="bench")
+    assert len(calls) == 10 + 1 + 20 and set(calls) == {1}
+    assert r.samples_ms == pytest.approx((4.0,) * 20)
+    assert r.p50 == pytest.approx(4.0) and r.cv == pytest.approx(0.0, abs=1e-9) and r.threads == 3
+    # progress: begun with warm-up + runs to do, then one step per 10 calls
+    assert [(e.stage, e.done, e.total) for e in ctx.events] == [("bench", d, 30) for d in (0, 10, 20, 30)]
+
+
+def test_side_by_side_keeps_rounds_and_pools_samples(clock):
+    order: list[str] = []
+    per_chunk = 1 + 1 + 3  # per round and runner: 1 warm-up, 1 peak-memory call, 12 // 4 timed calls
+    # each round costs the slow runner more (6, 12, 18, 24 ms) and the fast one always 2 ms; the untimed
+    # calls of a chunk cost 1 s, so a warm-up or peak call counted as a sample would show
+    cost = {"slow": lambda rnd: 6.0 * (rnd + 1), "fast": lambda rnd: 2.0}
+
+    def runner(name):
+        def run(_inputs):
+            i = order.count(name)
+            order.append(name)
+            clock.spend(1000.0 if i % per_chunk < 2 else cost[name](i // per_chunk))
 
         return run
 
-    timed = side_by_side({"slow": counted("slow", 6.0), "fast": counted("fast", 2.0)}, {}, runs=12, rounds=4, warmup=1)
-    for name in ("slow", "fast"):
-        r = timed[name]
-        assert len(r.samples_ms) == 12 and len(r.extra["round_p50_ms"]) == 4
-        # per round: 1 warm-up + 1 peak-memory call + 3 timed calls
-        assert calls[name] == 4 * (1 + 1 + 3)
-        assert r.p50 == pytest.approx(float(np.median(r.samples_ms)))
-    ratios = round_speedups(timed, "slow", "fast")
-    assert len(ratios) == 4
-    # sleep(6 ms) vs sleep(2 ms): each round's ratio lands near 3 (sleep overshoots add a little to both)
-    assert all(1.8 < x < 3.5 for x in ratios), ratios
-    assert timed["slow"].p50 > 5.5 and timed["fast"].p50 < 5.0
+    timed = side_by_side({"slow": runner("slow"), "fast": runner("fast")}, {}, runs=12, rounds=4, warmup=1, threads=2)
+    assert list(timed) == ["slow", "fast"]
+    # round by round, each runner in turn gets its whole chunk: rounds are not interleaved call by call
+    assert order == (["slow"] * per_chunk + ["fast"] * per_chunk) * 4
+    slow, fast = timed["slow"], timed["fast"]
+    assert slow.samples_ms == pytest.approx([6.0] * 3 + [12.0] * 3 + [18.0] * 3 + [24.0] * 3)
+    assert fast.samples_ms == pytest.approx([2.0] * 12)
+    assert slow.extra["round_p50_ms"] == pytest.approx([6.0, 12.0, 18.0, 24.0])
+    assert fast.extra["round_p50_ms"] == pytest.approx([2.0] * 4)
+    assert slow.p50 == pytest.approx(float(np.median(slow.samples_ms))) and slow.p50 == pytest.approx(15.0)
+    assert slow.threads == fast.threads == 2
+    # per round, the baseline's p50 over the other's, in round order
+    assert round_speedups(timed, "slow", "fast") == pytest.approx([3.0, 6.0, 9.0, 12.0])
+    assert round_speedups(timed, "fast", "slow") == pytest.approx([1 / 3, 1 / 6, 1 / 9, 1 / 12])
+
+
+def _rounds(*p50s: float) -> LatencyResult:
+    return LatencyResult(tuple(p50s), threads=1, extra={"round_p50_ms": list(p50s)})
+
+
+def test_round_speedups_and_summary_from_fixed_samples():
+    timed = {"eager": _rounds(9.0, 12.0, 8.0, 10.0, 6.0), "int8": _rounds(3.0, 3.0, 4.0, 2.0, 3.0)}
+    ratios = round_speedups(timed, "eager", "int8")
+    assert ratios == pytest.approx([3.0, 4.0, 2.0, 5.0, 2.0])
+    s = ratio_summary(ratios, target=3.0)
+    assert s == {"median": 3.0, "min": 2.0, "max": 5.0, "rounds": 5, "rounds_at_target": 3, "target": 3.0}
+    assert format_ratio_summary(s) == "median 3.00x, range 2.00-5.00x, 3 of 5 rounds >= 3x"
+    empty = ratio_summary([], target=2.0)
+    assert (empty["rounds"], empty["median"], empty["rounds_at_target"]) == (0, None, 0)
+    assert format_ratio_summary(empty) == "no rounds"
 
 
 def test_benchmark_rejects_bad_config():

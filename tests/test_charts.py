@@ -120,7 +120,8 @@ def test_empty_charts_render():
     assert "0 measured" in tradeoff_chart([]).to_dict()["title"]
     assert "<svg" in to_svg(tradeoff_chart([], Budget(max_latency_ms=1)))
     spec = size_chart([]).to_dict()
-    assert (spec["layer"][0].get("data") or spec["data"])["values"] == []  # a lone layer's data is lifted
+    # a lone layer's data is lifted to the top of the spec: the layer keeps none of its own
+    assert spec["data"]["values"] == [] and "data" not in spec["layer"][0]
 
 
 def test_frames(cands):

@@ -74,7 +74,7 @@ def test_cancel_during_training_leaves_nothing(digits_model, tmp_path):
             PassJob(model=digits_model, ctx=ctx, workdir=workdir),
         )
     assert ctx.events[-1].message.startswith("step 3 ")
-    assert not workdir.exists() or not any(workdir.iterdir())
+    assert not workdir.exists(), "the cancelled pass left its folder behind"  # apply_pass removes it on failure
 
 
 def test_minilm_student_keeps_fewer_layers_and_runs(minilm_model):

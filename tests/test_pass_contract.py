@@ -1,5 +1,9 @@
 """The contract every registered pass keeps, run over all of them (new passes join automatically).
 
+A pass registers when its module is imported (``workbench.sensitivity`` registers ``selective`` only
+then), so the suite imports every module of the package before it collects the registry, and checks
+that what it runs over is the whole registry.
+
 A pass config may tune its contract run with class attributes:
 - ``example()`` (classmethod): a fast, valid config (default: the config's defaults);
 - ``contract_model``: "digits-cnn" (default), "minilm", or "package.module:function" returning a LoadedModel;
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import pkgutil
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +23,20 @@ import pytest
 import workbench as wb
 from workbench.passes import PassJob, apply_pass, registered_passes
 
+
+def _raise(name: str) -> None:
+    raise  # walk_packages calls this inside the except block of a package that failed to import
+
+
+def _import_every_module() -> list[str]:
+    """Import every module of the workbench package; one that fails to import fails the suite."""
+    names = [m.name for m in pkgutil.walk_packages(wb.__path__, "workbench.", onerror=_raise)]
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+MODULES = _import_every_module()
 PASSES = sorted(registered_passes().items())
 _MODELS: dict[str, wb.LoadedModel] = {}
 _ONNX: dict[str, wb.Artifact] = {}
@@ -58,6 +78,17 @@ def _digest(art: wb.Artifact) -> str:
 
 def _example(cls):
     return cls.example() if hasattr(cls, "example") else cls()
+
+
+def test_suite_runs_over_every_registered_pass():
+    # every module of the package was imported before the registry was read ...
+    assert {"workbench.sensitivity", "workbench.lm.passes"} <= set(MODULES)
+    assert all(name in sys.modules for name in MODULES)
+    # ... so the passes registered only on import (selective, the LM passes) are among those parametrized
+    assert {"selective", "lm-onnx-export", "lm-weight-only", "torch-dynamic-int8"} <= {k for k, _ in PASSES}
+    # and nothing registered since (by any module the test session imported) escapes the suite
+    assert {k for k, _ in PASSES} == set(registered_passes())
+    assert dict(PASSES) == registered_passes()
 
 
 @pytest.mark.parametrize(("kind", "cls"), PASSES, ids=[k for k, _ in PASSES])
@@ -106,4 +137,5 @@ def test_pass_honours_cancel(kind, cls, request, tmp_path, tmp_path_factory):
     workdir = tmp_path / "out"
     with pytest.raises(wb.CancelledError):
         apply_pass(art, _example(cls), PassJob(model=model, ctx=ctx, workdir=workdir))
-    assert not workdir.exists() or not any(workdir.iterdir()), "a cancelled pass left files behind"
+    # a pass that raised (the cancel) has its folder removed by apply_pass: nothing half-written survives
+    assert not workdir.exists(), f"a cancelled pass left files behind: {sorted(workdir.rglob('*'))}"

@@ -29,8 +29,8 @@ def test_static_int8_methods_and_formats(digits_model, digits_onnx, tmp_path, ca
     ops = {n.op_type for n in onnx.load(str(out.path)).graph.node}
     if fmt == "qdq":
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    else:
-        assert ops & {"QLinearConv", "QLinearMatMul", "QGemm"}, ops
+    else:  # operator format: the convolutions and the Linear layers run as integer operators, none in float
+        assert {"QLinearConv", "QGemm"} <= ops and not ops & {"Conv", "Gemm", "MatMul"}, ops
     m = _score(digits_model, out)
     assert m["agreement"] >= 0.95 and m["accuracy"] >= 0.93, m
     assert out.meta["calibration_samples"] == 32

@@ -10,9 +10,9 @@ import pytest
 
 from workbench import RunStore
 from workbench.budget import Budget, best_within
+from workbench.cli_report import parse_value
 from workbench.env import fingerprint
 from workbench.errors import ConfigError
-from workbench.cli_report import parse_value
 from workbench.report import DEFAULT_TEMPLATE, run_report, template_parameters
 
 RECIPES = ["ort-fp32", "ort-int8-dynamic"]

@@ -13,6 +13,14 @@ from workbench.search import SearchSpace, SearchSpaceError, search
 SPACE = ("fp32", "int8-dynamic", "int4")
 
 
+def _dominates(a, b) -> bool:
+    """``a`` is at least as good as ``b`` on accuracy (higher), p50 and size (lower), and better on one."""
+    qa, qb = a.get("accuracy"), b.get("accuracy")
+    la, lb = a.get("p50_ms"), b.get("p50_ms")
+    sa, sb = a.get("size_bytes"), b.get("size_bytes")
+    return qa >= qb and la <= lb and sa <= sb and (qa > qb or la < lb or sa < sb)
+
+
 @pytest.fixture
 def bench():
     return BenchConfig(warmup=2, runs=5, threads=1)
@@ -34,8 +42,19 @@ def test_search_best_within_budget_and_rejections(digits_model, store, bench):
         (v,) = [v for v in t.violations if v.constraint == "size"]
         assert v.value > 0.5 and v.excess == pytest.approx(v.value - 0.3)
         assert "size" in t.verdict and "exceeds 0.3 MB" in t.verdict
-    # the front is non-dominated and holds the best-accuracy smallest candidates
+    # the front (baseline and trials, accuracy up, p50 and size down): no trial beats a front point on all
+    # three, and every candidate left off the front is beaten on all three by some front point
     assert res.front and all(c.ok for c in res.front)
+    measured = [c for c in res.candidates if c.ok and c.get("p50_ms") is not None]
+    front_ids = {c.id for c in res.front}
+    assert front_ids <= {c.id for c in measured}
+    for c in res.front:
+        assert not any(_dominates(o, c) for o in measured), c.recipe_name
+    for c in (c for c in measured if c.id not in front_ids):
+        assert any(_dominates(f, c) for f in res.front), c.recipe_name
+    # the ends of the front: the most accurate candidate (ties: faster, then smaller) and the smallest one
+    assert max(measured, key=lambda c: (c.get("accuracy"), -c.get("p50_ms"), -c.get("size_bytes"))).id in front_ids
+    assert min(measured, key=lambda c: (c.get("size_bytes"), -c.get("accuracy"), c.get("p50_ms"))).id in front_ids
     # the study is persisted beside the run store, with each trial's verdict
     import optuna
 
