@@ -54,7 +54,7 @@ def main() -> int:
     args = ap.parse_args()
 
     model = wb.load_model("minilm", n_eval=args.n_eval)
-    budget = Budget(max_accuracy_drop=args.max_drop / 100, threads=args.threads)
+    budget = Budget(max_accuracy_drop=args.max_drop / 100)
     space = SearchSpace.default(FAMILIES, **OVERRIDES)
     with tempfile.TemporaryDirectory(prefix="bench-search-") as d:
         store = wb.RunStore(Path(d) / "runs.sqlite")
@@ -73,7 +73,15 @@ def main() -> int:
             flush=True,
         )
         t0, c0 = time.monotonic(), _cpu_s()
-        res = search(model, budget, space, trials=args.trials, store=store, on_trial=report)
+        res = search(
+            model,
+            budget,
+            space,
+            trials=args.trials,
+            store=store,
+            on_trial=report,
+            bench=wb.BenchConfig(threads=args.threads),
+        )
         search_s, search_cpu_s = time.monotonic() - t0, _cpu_s() - c0
         print(res.explain(), flush=True)
 

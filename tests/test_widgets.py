@@ -104,7 +104,7 @@ def test_budget_values_become_a_budget():
     b = BudgetPanel(threads=1)
     b.max_ms.value, b.max_mb.value, b.max_drop.value = "2.5", "0,5", "1"
     budget = b.budget()
-    assert (budget.max_latency_ms, budget.max_size_mb, budget.max_accuracy_drop, budget.threads) == (2.5, 0.5, 0.01, 1)
+    assert (budget.max_latency_ms, budget.max_size_mb, budget.max_accuracy_drop, b.threads.value) == (2.5, 0.5, 0.01, 1)
 
 
 @pytest.mark.parametrize("panel_cls", [PruningPanel, DistillationPanel], ids=["pruning", "distillation"])
@@ -389,7 +389,8 @@ def test_search_mode_shares_the_dashboard_and_draws_trials_live(wb, store):
     release.set()
     s.wait(300)
     assert s.result is not None and len(s.records) == 2, s.status.value
-    assert s.result.budget == wb.budget.budget()  # the dashboard's budget, threads included
+    assert s.result.budget == wb.budget.budget()  # the dashboard's budget
+    assert s.result.baseline.threads == wb.budget.threads.value  # its threads, through the bench settings
     ids = [r.candidate.id for r in s.records]
     # live: the first trial was on the chart when it finished, before the second one ran
     assert len(drawn) == 2 and ids[0] in drawn[0] and ids[1] not in drawn[0] and set(ids) <= drawn[1]

@@ -48,7 +48,7 @@ class BudgetPanel(w.VBox):
         self.min_tok_s = box(text(budget.min_tokens_per_s), "Min tokens/s")
         self.max_ppl = box(text(budget.max_perplexity_increase, 100), "Max perplexity +%", "no limit (%, e.g. 5)")
         self.lm = False
-        t = threads or budget.threads or cores
+        t = threads or cores
         self.threads = w.IntSlider(
             value=min(t, max(cores, t)),
             min=1,
@@ -126,7 +126,6 @@ class BudgetPanel(w.VBox):
             ppl = _number(self.max_ppl.value, "Max perplexity +%", "max_perplexity_increase")
             return Budget(
                 max_size_mb=mb,
-                threads=self.threads.value,
                 min_tokens_per_s=_number(self.min_tok_s.value, "Min tokens/s", "min_tokens_per_s"),
                 max_perplexity_increase=None if ppl is None else ppl / 100,
             )
@@ -141,7 +140,6 @@ class BudgetPanel(w.VBox):
             max_latency_ms=ms,
             max_size_mb=mb,
             max_accuracy_drop=None if drop is None else drop / 100,
-            threads=self.threads.value,
         )
 
 

@@ -18,6 +18,7 @@ import html
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import ipywidgets as w
@@ -166,7 +167,6 @@ class SearchPanel(w.VBox):
             max_latency_ms=_limit(self.max_latency.value),
             max_size_mb=_limit(self.max_size.value),
             max_accuracy_drop=None if drop is None else drop / 100,
-            threads=int(self.threads.value),
         )
 
     def run(self, wait: bool = False) -> None:
@@ -227,7 +227,8 @@ class SearchPanel(w.VBox):
         self._budget_used = budget
         try:
             model = self._resolve_model()
-            bench = self.bench() if callable(self.bench) else self.bench
+            # the dashboard's bench settings carry its threads; standalone, this panel's own box does
+            bench = self.bench() if callable(self.bench) else replace(self.bench, threads=int(self.threads.value))
             self.result = search(
                 model,
                 budget,

@@ -33,7 +33,6 @@ class Budget:
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     max_accuracy_drop: float | None = None
-    threads: int | None = None
     min_tokens_per_s: float | None = None
     max_perplexity_increase: float | None = None
 
@@ -44,8 +43,6 @@ class Budget:
             check_range("Budget", "max_size_mb", self.max_size_mb, 0, None, lo_open=True)
         if self.max_accuracy_drop is not None:
             check_range("Budget", "max_accuracy_drop", self.max_accuracy_drop, 0, 1)
-        if self.threads is not None:
-            check_range("Budget", "threads", self.threads, 1, 1024, integer=True)
         if self.min_tokens_per_s is not None:
             check_range("Budget", "min_tokens_per_s", self.min_tokens_per_s, 0, None, lo_open=True)
         if self.max_perplexity_increase is not None:
@@ -70,7 +67,6 @@ class Budget:
             "max_latency_ms": self.max_latency_ms,
             "max_size_mb": self.max_size_mb,
             "max_accuracy_drop": self.max_accuracy_drop,
-            "threads": self.threads,
         }
         # the LM limits only when set: search study names hash this dict, and must not change for old budgets
         for k in ("min_tokens_per_s", "max_perplexity_increase"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .benchmark import BenchConfig
 from .budget import Budget
 from .context import RunContext
 from .executors import EXECUTORS
@@ -23,7 +24,6 @@ def _cmd_search(args) -> int:
         max_latency_ms=args.max_latency_ms,
         max_size_mb=args.max_size_mb,
         max_accuracy_drop=None if args.max_drop is None else args.max_drop / 100,
-        threads=args.threads,
     )
     space = SearchSpace.default(args.family) if args.family else None
     reporter = TqdmReporter(disable=args.json or not sys.stderr.isatty())
@@ -52,6 +52,7 @@ def _cmd_search(args) -> int:
             prefer=args.prefer,
             study_name=args.study,
             resume=not args.no_resume,
+            bench=BenchConfig(threads=args.threads),
             **kw,
         )
     finally:

@@ -109,7 +109,7 @@ def search(
     """Search ``space`` for the best candidate of ``model`` within ``budget``; see the module docstring.
 
     ``trials`` counts distinct recipes evaluated by this study (resumed trials included). ``executor``
-    is "local" (default) or "ray" (with ``address``). ``budget.threads`` sets the inference threads.
+    is "local" (default) or "ray" (with ``address``). ``bench.threads`` sets the inference threads.
     """
     import optuna
     from optuna.trial import TrialState
@@ -131,8 +131,6 @@ def search(
         space = (space or SearchSpace.default()).for_model(model.baseline.kind)
         store = store if isinstance(store, RunStore) else RunStore(store)
         bench = bench or BenchConfig()
-        if budget.threads is not None and bench.threads != budget.threads:
-            bench = BenchConfig(warmup=bench.warmup, runs=bench.runs, threads=budget.threads)
         t_start, wall0 = time.time(), time.monotonic()
 
         storage = study_storage(store)

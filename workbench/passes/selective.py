@@ -161,5 +161,3 @@ def _selective(art: Artifact, cfg: SelectiveQuant, job: PassJob) -> Artifact:
             "kept_float": list(cfg.keep),
         },
     )
-
-
