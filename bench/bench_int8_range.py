@@ -70,17 +70,10 @@ def _variants(model_name: str) -> list[tuple[str, wb.Recipe, bool]]:
                 ),
                 (f"static-int8 {tag}", wb.Recipe(f"static-{tag}", (E, wb.StaticInt8(reduce_range=rr))), True),
             ]
-        else:  # smollm2: the lm-ort-int8 recipe
-            out.append(
-                (
-                    f"lm-ort-int8 {tag}",
-                    wb.Recipe(
-                        f"lm-ort-int8-{tag}",
-                        (E, wb.DynamicInt8(per_channel=True, op_types=("MatMul",), reduce_range=rr)),
-                    ),
-                    False,
-                )
-            )
+        else:  # smollm2: the lm-ort-int8 recipe (its own KV-cache export) with either range
+            export = wb.get_recipe("lm-ort-int8").steps[0]
+            dyn = wb.DynamicInt8(per_channel=True, op_types=("MatMul",), reduce_range=rr)
+            out.append((f"lm-ort-int8 {tag}", wb.Recipe(f"lm-ort-int8-{tag}", (export, dyn)), False))
     return out
 
 
