@@ -29,14 +29,14 @@ sys.path.insert(0, str(HERE))
 from bench_minilm import optimum_anchor, row  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from workbench.benchmark import (  # noqa: E402
+from workbench.measure.benchmark import (  # noqa: E402
     benchmark,
     format_ratio_summary,
     ratio_summary,
     round_speedups,
     side_by_side,
 )
-from workbench.evaluate import predict  # noqa: E402
+from workbench.measure.evaluate import predict  # noqa: E402
 
 #: issue 3's target: x FP32 eager, within 1 point of accuracy
 EAGER_TARGET = 6.0
@@ -166,7 +166,7 @@ def main() -> int:
             {
                 "rows": rows,
                 "verdict": verdict,
-                "env": wb.env.fingerprint(args.threads),
+                "env": wb.fingerprint(args.threads),
                 "bench": {"warmup": bench.warmup, "runs": bench.runs},
                 "wall_s": time.monotonic() - t0,
                 "train_seconds": args.train_seconds,

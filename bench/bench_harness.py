@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
-from workbench.benchmark import format_ratio_summary, ratio_summary, round_speedups, side_by_side  # noqa: E402
+from workbench.measure.benchmark import format_ratio_summary, ratio_summary, round_speedups, side_by_side  # noqa: E402
 
 SLOW_MS, FAST_MS = 6.0, 2.0
 RATIO_RANGE = (1.8, 3.5)

@@ -4,7 +4,7 @@ On x86 without VNNI, ONNX Runtime's u8 x s8 kernels add two adjacent products in
 saturation (VPMADDUBSW), so a full-range INT8 model can compute something other than its own QDQ
 graph; 7-bit weights (``reduce_range``) cannot overflow. ``reduce_range="auto"`` (the default of
 DynamicInt8, StaticInt8 and QuantAwareTraining) picks 7-bit weights exactly where
-``workbench.env.u8s8_saturates()`` says so. This bench measures, side by side on the CPU at hand:
+``workbench.core.env.u8s8_saturates()`` says so. This bench measures, side by side on the CPU at hand:
 
 - exactness: for QDQ models (static INT8, QAT) the min cosine between ONNX Runtime's integer kernels
   and a float evaluation of the same graph (all graph optimizations off: Q/DQ run as float ops);
@@ -31,10 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from workbench.cli import format_table  # noqa: E402
-from workbench.env import cpu_flags, fingerprint, u8s8_saturates  # noqa: E402
-from workbench.evaluate import cosine_rows, predict  # noqa: E402
-from workbench.recipes import INT8_FUSIONS  # noqa: E402
+from workbench.cli.main import format_table  # noqa: E402
+from workbench.core.env import cpu_flags, fingerprint, u8s8_saturates  # noqa: E402
+from workbench.measure.evaluate import cosine_rows, predict  # noqa: E402
+from workbench.recipes.registry import INT8_FUSIONS  # noqa: E402
 
 
 def _float_graph_runner(path: str, threads: int):

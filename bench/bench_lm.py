@@ -25,7 +25,7 @@ os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import workbench as wb  # noqa: E402
-from workbench.cli import format_table  # noqa: E402
+from workbench.cli.main import format_table  # noqa: E402
 
 RECIPES = [
     "lm-bf16",
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load_s": load_s,
                 "lm_spec": model.task.spec.to_dict(),
                 "threads": bench.effective_threads,
-                "env": wb.env.fingerprint(),
+                "env": wb.fingerprint(),
                 "targets": {
                     "speedup_at_5pct_ppl": [r["variant"] for r in fast],
                     "int4_le_100mb": [r["variant"] for r in small],

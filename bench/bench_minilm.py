@@ -25,14 +25,14 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
 import workbench as wb  # noqa: E402
-from workbench.benchmark import (  # noqa: E402
+from workbench.measure.benchmark import (  # noqa: E402
     benchmark,
     format_ratio_summary,
     ratio_summary,
     round_speedups,
     side_by_side,
 )
-from workbench.evaluate import predict  # noqa: E402
+from workbench.measure.evaluate import predict  # noqa: E402
 
 NO_SPIN_LABEL = "ORT spinning off"
 #: the foundation issue's targets for the best recipe: x FP32 eager, x the optimum anchor
@@ -214,7 +214,7 @@ def main() -> int:
             {
                 "rows": rows,
                 "verdict": verdict,
-                "env": wb.env.fingerprint(args.threads),
+                "env": wb.fingerprint(args.threads),
                 "bench": {"warmup": bench.warmup, "runs": bench.runs},
             },
             indent=2,

@@ -56,7 +56,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "notebooks.json"))
     args = ap.parse_args()
 
-    from workbench.env import fingerprint
+    from workbench.core.env import fingerprint
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-notebooks-") as d:

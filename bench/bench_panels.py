@@ -24,7 +24,7 @@ os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache
 
 from widgets import Workbench  # noqa: E402
 from workbench import BenchConfig, RunStore, load_model  # noqa: E402
-from workbench.env import fingerprint  # noqa: E402
+from workbench.core.env import fingerprint  # noqa: E402
 
 TARGET_MS = 150.0
 SETTINGS = ("fp32", "int8-dynamic", "bf16", "int8-static", "int4")

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
 import workbench as wb  # noqa: E402
-from workbench.explain import why_no_speedup  # noqa: E402
+from workbench.measure.explain import why_no_speedup  # noqa: E402
 from workbench.optimize import run_recipe  # noqa: E402
 
 

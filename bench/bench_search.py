@@ -23,8 +23,8 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
 import workbench as wb  # noqa: E402
-from workbench.budget import Budget, violations  # noqa: E402
-from workbench.search import SearchSpace, search  # noqa: E402
+from workbench.search.run import SearchSpace, search  # noqa: E402
+from workbench.tasks.budget import Budget, violations  # noqa: E402
 
 FIXED = [
     "ort-fp32",

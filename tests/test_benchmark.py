@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.benchmark import (
+from workbench.measure.benchmark import (
     LatencyResult,
     format_ratio_summary,
     ratio_summary,
@@ -24,7 +24,7 @@ from workbench.benchmark import (
 )
 
 # the module itself: ``workbench.benchmark`` as an attribute is the function wb.benchmark
-HARNESS = importlib.import_module("workbench.benchmark")
+HARNESS = importlib.import_module("workbench.measure.benchmark")
 
 
 class FakeClock:

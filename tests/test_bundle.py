@@ -9,7 +9,7 @@ import venv
 import pytest
 
 from workbench import BenchConfig
-from workbench.bundle import BundleError, device_measurements, export_bundle, import_bundle_result
+from workbench.deploy.bundle import BundleError, device_measurements, export_bundle, import_bundle_result
 from workbench.optimize import run_recipe
 
 
@@ -106,7 +106,7 @@ def test_bundle_needs_an_onnx_candidate(digits_model, store, tmp_path):
 
 
 def test_cli_bundle_and_import(digits_model, store, int8, tmp_path, device_python, capsys):
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     out = tmp_path / "b"
     assert main(["--store", str(store.path), "bundle", int8.id, "-o", str(out), "--threads", "1", "--runs", "5"]) == 0

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from workbench import Candidate
-from workbench.budget import Budget, pareto_front
-from workbench.charts import candidates_frame, compare_frame, size_chart, to_svg, tradeoff_chart
+from workbench.report.charts import candidates_frame, compare_frame, size_chart, to_svg, tradeoff_chart
+from workbench.tasks.budget import Budget, pareto_front
 
 
 def cand(

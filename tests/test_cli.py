@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-EXE = [sys.executable, "-m", "workbench.cli"]
+EXE = [sys.executable, "-m", "workbench.cli.main"]
 
 
 def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

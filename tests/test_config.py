@@ -7,7 +7,7 @@ import json
 import pytest
 
 import workbench as wb
-from workbench.budget import Budget
+from workbench.tasks.budget import Budget
 
 
 @pytest.mark.parametrize(

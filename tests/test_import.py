@@ -11,7 +11,7 @@ def test_workbench_never_imports_ui_modules():
     code = (
         "import sys, json, workbench, workbench.cli\n"
         "import importlib\n"
-        "for m in ['workbench.report', 'workbench.search', 'workbench.charts', 'workbench.compose']:\n"
+        "for m in ['workbench.report.notebook', 'workbench.search.run', 'workbench.report.charts', 'workbench.recipes.compose']:\n"
         "    try: importlib.import_module(m)\n"
         "    except ModuleNotFoundError as e:\n"
         "        if e.name != m: raise\n"
@@ -26,7 +26,7 @@ def test_import_makes_no_network_call():
         "import socket\n"
         "def refuse(*a, **k): raise AssertionError('network call at import')\n"
         "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
-        "import workbench, workbench.cli\nworkbench.cli.build_parser()\nprint('ok')"
+        "import workbench, workbench.cli.main\nworkbench.cli.main.build_parser()\nprint('ok')"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -1,7 +1,7 @@
 """ONNX Runtime's u8 x s8 integer kernels on this CPU, and the INT8 weight range the workbench picks for it.
 
 On x86 without VNNI, ORT multiplies uint8 activations by int8 weights with VPMADDUBSW, which adds two
-adjacent products into an int16 with saturation; ``workbench.env.u8s8_saturates`` predicts it from the
+adjacent products into an int16 with saturation; ``workbench.core.env.u8s8_saturates`` predicts it from the
 CPU flags, and ``reduce_range="auto"`` (DynamicInt8, StaticInt8, QuantAwareTraining) then uses 7-bit
 weights, which cannot overflow. Each test here asserts what is true on both kinds of CPU: it checks the
 prediction against what ORT actually computes, so it needs neither machine to pass on the other.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.env import resolve_reduce_range, u8s8_saturates
+from workbench.core.env import resolve_reduce_range, u8s8_saturates
 from workbench.passes import PassJob, apply_pass
 
 
@@ -86,7 +86,7 @@ def _saturating_model():
     the same model on every CPU."""
     import torch
 
-    from workbench.data import digits
+    from workbench.data.splits import digits
 
     torch.manual_seed(0)
     first, second = torch.nn.Linear(64, 32), torch.nn.Linear(32, 10)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.cli import candidate_rows
-from workbench.cli import main as cli_main
+from workbench.cli.main import candidate_rows
+from workbench.cli.main import main as cli_main
 from workbench.lm import LmOnnxExport, LmWeightOnly, NotACausalLMError, generate, lm_runner, perplexity_rule
 from workbench.lm.task import perplexity
 from workbench.lm.testing import tiny_lm_folder

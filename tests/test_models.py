@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.data import Split, TaskData
+from workbench.data.splits import Split, TaskData
+from workbench.measure.evaluate import predict
 
 
 def test_unknown_model_lists_known_ones():
@@ -60,7 +61,7 @@ def test_list_models():
 
 
 def test_digits_cnn_is_accurate(digits_model):
-    out = wb.evaluate.predict(digits_model.baseline.runner(), digits_model.data.eval)
+    out = predict(digits_model.baseline.runner(), digits_model.data.eval)
     m = digits_model.task.metrics(out, digits_model.data.eval.labels, digits_model.reference_outputs())
     assert m["accuracy"] > 0.95
     lo, hi = m["accuracy_ci"]
@@ -73,7 +74,7 @@ def tiny_bert_dir(tmp_path_factory):
     """A small BertModel written by save_pretrained, with MiniLM's real tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from workbench.model_hf import minilm_path
+    from workbench.models.hf import minilm_path
 
     d = tmp_path_factory.mktemp("tiny-bert")
     cfg = BertConfig(

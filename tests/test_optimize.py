@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.data import Split, TaskData
+from workbench.data.splits import Split, TaskData
 
 
 def test_digits_end_to_end(digits_model, store, fast_bench):
@@ -133,7 +133,7 @@ def test_minilm_fusions_keep_residual_layernorm_apart_and_onnxruntime_honours_it
 
     import onnx
 
-    from workbench.artifact import session_hints
+    from workbench.core.artifact import session_hints
     from workbench.passes import PassJob, apply_pass
 
     def job():  # each pass writes into its own folder
@@ -165,7 +165,7 @@ def test_minilm_fusions_keep_residual_layernorm_apart_and_onnxruntime_honours_it
     # and a device bundle carries the hint to the device
     store = wb.RunStore(tmp_path / "runs.sqlite")
     _, cand = wb.optimize(minilm_model, ["ort-optimized"], store=store, bench=wb.BenchConfig(warmup=1, runs=2))
-    from workbench.bundle import export_bundle
+    from workbench.deploy.bundle import export_bundle
 
     out = export_bundle(cand, tmp_path / "bundle", minilm_model)
     assert json.loads((out / "manifest.json").read_text())["disabled_optimizers"] == ["SkipLayerNormFusion"]

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
+from workbench.measure.evaluate import predict
 from workbench.passes import PassJob, apply_pass, registered_passes
 
 
@@ -82,7 +83,7 @@ def _example(cls):
 
 def test_suite_runs_over_every_registered_pass():
     # every module of the package was imported before the registry was read ...
-    assert {"workbench.sensitivity", "workbench.lm.passes"} <= set(MODULES)
+    assert {"workbench.measure.sensitivity", "workbench.lm.passes"} <= set(MODULES)
     assert all(name in sys.modules for name in MODULES)
     # ... so the passes registered only on import (selective, the LM passes) are among those parametrized
     assert {"selective", "lm-onnx-export", "lm-weight-only", "torch-dynamic-int8"} <= {k for k, _ in PASSES}
@@ -118,7 +119,7 @@ def test_pass_contract(kind, cls, request, tmp_path, tmp_path_factory):
         if a.stage == b.stage:
             assert b.done >= a.done, (a, b)
     # the output runs and stays close to FP32 on the task
-    outputs = wb.evaluate.predict(out.runner(), model.data.eval)
+    outputs = predict(out.runner(), model.data.eval)
     assert np.isfinite(outputs).all() and len(outputs) == len(model.data.eval)
     m = model.task.metrics(outputs, model.data.eval.labels, model.reference_outputs())
     assert m["fidelity"] >= getattr(cls, "contract_min_fidelity", 0.9), m

@@ -13,11 +13,11 @@ import onnx
 import pytest
 
 from workbench import BenchConfig, Recipe
-from workbench.explain import why_no_speedup
+from workbench.measure.explain import why_no_speedup
+from workbench.measure.profile import Machine, Profile, machine_roofline, profile, profile_model
+from workbench.measure.sensitivity import SelectiveQuant
 from workbench.optimize import run_recipe
 from workbench.passes import DynamicInt8, OnnxExport, PassJob, StaticInt8, apply_pass
-from workbench.profile import Machine, Profile, machine_roofline, profile, profile_model
-from workbench.sensitivity import SelectiveQuant
 
 #: a fixed roofline (ridge 5 FLOP/byte), so which layers are memory- or compute-bound does not move with
 #: what this machine measured
@@ -114,7 +114,9 @@ def test_why_no_speedup_names_slow_kernels_from_measured_times(monkeypatch, digi
         cands["dyn"].artifact_path: _fixed_profile(cands["dyn"].artifact_path, "ConvInteger", int8_us),
         cands["fp32"].artifact_path: _fixed_profile(cands["fp32"].artifact_path, "Conv", 100.0),
     }
-    monkeypatch.setattr(importlib.import_module("workbench.explain"), "profile", lambda path, *a, **kw: fixed[path])
+    monkeypatch.setattr(
+        importlib.import_module("workbench.measure.explain"), "profile", lambda path, *a, **kw: fixed[path]
+    )
     exp = why_no_speedup(cands["dyn"], cands["fp32"], digits_model, threads=1)
     slow = [f for f in exp.findings if f.kind == "slow-kernels"]
     if named:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.data import Split, TaskData
-from workbench.evaluate import predict
+from workbench.data.splits import Split, TaskData
+from workbench.measure.evaluate import cosine_rows, predict
 from workbench.passes import PassJob, apply_pass
 
 
@@ -109,7 +109,7 @@ def test_structured_prune_minilm_removes_heads_and_ffn_and_fuses(minilm_model, t
     assert fused.meta["fused_ops"].get("Attention") == 6
     torch_out = predict(out.runner(), minilm_model.data.eval.take(slice(0, 8)))
     ort_out = predict(fused.runner(), minilm_model.data.eval.take(slice(0, 8)))
-    assert wb.evaluate.cosine_rows(torch_out, ort_out).min() > 0.999
+    assert cosine_rows(torch_out, ort_out).min() > 0.999
 
 
 @dataclass(frozen=True)

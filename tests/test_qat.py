@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 import workbench as wb
-from workbench.evaluate import predict
+from workbench.measure.evaluate import predict
 from workbench.passes import PassJob, apply_pass
 
 

@@ -6,6 +6,7 @@ import onnx
 import pytest
 
 import workbench as wb
+from workbench.measure.evaluate import predict
 from workbench.passes import PassJob, apply_pass
 
 
@@ -17,7 +18,7 @@ def digits_onnx(digits_model, tmp_path_factory):
 
 
 def _score(model, art):
-    out = wb.evaluate.predict(art.runner(), model.data.eval)
+    out = predict(art.runner(), model.data.eval)
     return model.task.metrics(out, model.data.eval.labels, model.reference_outputs())
 
 
@@ -83,7 +84,7 @@ def test_session_hints_follow_the_file_when_it_is_rewritten(digits_onnx, tmp_pat
     """Hints are read once per file version: rewriting the model in place is seen at the next session."""
     import shutil
 
-    from workbench.artifact import session_hints, set_session_hints
+    from workbench.core.artifact import session_hints, set_session_hints
 
     path = tmp_path / "model.onnx"
     shutil.copy(digits_onnx.path, path)

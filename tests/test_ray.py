@@ -8,10 +8,10 @@ import socket
 import pytest
 
 from workbench import BenchConfig, RunStore
-from workbench.budget import Budget
-from workbench.executors import ExecutorUnavailableError
 from workbench.optimize import run_recipe
-from workbench.search import SearchSpace, search
+from workbench.search.executors import ExecutorUnavailableError
+from workbench.search.run import SearchSpace, search
+from workbench.tasks.budget import Budget
 
 ray = pytest.importorskip("ray")
 BENCH = BenchConfig(warmup=2, runs=30, threads=1)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from workbench import RunStore
-from workbench.budget import Budget, best_within
-from workbench.cli_report import parse_value
-from workbench.env import fingerprint
-from workbench.errors import ConfigError
-from workbench.report import DEFAULT_TEMPLATE, run_report, template_parameters
+from workbench.cli.report import parse_value
+from workbench.core.env import fingerprint
+from workbench.core.errors import ConfigError
+from workbench.report.notebook import DEFAULT_TEMPLATE, run_report, template_parameters
+from workbench.tasks.budget import Budget, best_within
 
 RECIPES = ["ort-fp32", "ort-int8-dynamic"]
 SECTIONS = ("Optimization report", "Candidates", "Recipes", "Charts", "Budget verdict", "Environment")
@@ -140,7 +140,7 @@ def test_rerun_reproduces_accuracy_exactly(report, tmp_path):
 
 
 def test_failing_cell_gives_a_report_and_a_nonzero_exit(tmp_path, capsys):
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     out = tmp_path / "failed.html"
     rc = main(
@@ -323,7 +323,7 @@ def test_lm_report_shows_perplexity_tokens_per_s_and_samples(tmp_path):
 
 def test_report_search_section(tmp_path, digits_model):
     from workbench import BenchConfig
-    from workbench.search import SearchSpace, search
+    from workbench.search.run import SearchSpace, search
 
     store = RunStore(tmp_path / "runs.sqlite")
     budget = Budget(max_size_mb=0.3, max_accuracy_drop=0.02)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from workbench import BenchConfig, CancelledError, RunContext
-from workbench.budget import Budget
-from workbench.search import SearchSpace, SearchSpaceError, search
+from workbench.search.run import SearchSpace, SearchSpaceError, search
+from workbench.tasks.budget import Budget
 
 SPACE = ("fp32", "int8-dynamic", "int4")
 
@@ -138,7 +138,7 @@ def test_space_for_onnx_model_drops_pytorch_families():
 
 
 def test_cli_search_json(tmp_path, capsys):
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     rc = main(
         [

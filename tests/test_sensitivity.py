@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workbench import BenchConfig, ConfigError, PassError
-from workbench.sensitivity import SelectiveQuant, _block_of, mixed_precision, sensitivity
+from workbench.measure.sensitivity import SelectiveQuant, _block_of, mixed_precision, sensitivity
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_selective_pass_validation(digits_model, tmp_path):
 def test_cli_sensitivity_json_and_heatmap(tmp_path, capsys):
     import json
 
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     svg = tmp_path / "charts" / "heat.svg"
     rc = main(["sensitivity", "digits-cnn", "--technique", "prune", "--n-eval", "200", "--json", "--chart", str(svg)])

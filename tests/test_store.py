@@ -12,7 +12,7 @@ import time
 import pytest
 
 import workbench as wb
-from workbench.candidate import RECORD_COLUMNS
+from workbench.store.candidate import RECORD_COLUMNS
 
 
 def _cand(i: int, model: str = "m", parent: str | None = None, status: str = "ok") -> wb.Candidate:

@@ -22,8 +22,8 @@ from widgets import (
     Workbench,
 )
 from workbench import from_module
-from workbench.compose import build_recipe, optional_pass
-from workbench.data import TaskData
+from workbench.data.splits import TaskData
+from workbench.recipes.compose import build_recipe, optional_pass
 
 
 class Gate:
@@ -365,7 +365,7 @@ def test_lm_dashboard_charts_tokens_per_s_against_perplexity(tiny_lm, store, tmp
 
 # ---- search mode ----------------------------------------------------------------------------------------
 def test_search_mode_shares_the_dashboard_and_draws_trials_live(wb, store):
-    from workbench.report_search import search_trials
+    from workbench.report.search_section import search_trials
 
     assert wb.modes.children[1] is wb.search and wb.modes.get_title(1) == "Search"
     wb.budget.max_drop.value = "2"

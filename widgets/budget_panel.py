@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.budget import Budget
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.core.errors import ConfigError, WorkbenchError
+from workbench.tasks.budget import Budget
 
 __all__ = ["BudgetPanel"]
 

@@ -26,13 +26,13 @@ from typing import Any
 import ipywidgets as w
 
 from workbench import BenchConfig, CancelledError, Candidate, LoadedModel, RunContext, RunStore, WorkbenchError
-from workbench.budget import Budget, violations
-from workbench.compose import build_recipe
-from workbench.context import ProgressEvent
+from workbench.core.context import ProgressEvent
 from workbench.lm.task import CausalLM
 from workbench.optimize import find_candidate, run_baseline, run_recipe
-from workbench.recipes import Recipe
+from workbench.recipes.compose import build_recipe
+from workbench.recipes.registry import Recipe
 from workbench.tasks import task_of
+from workbench.tasks.budget import Budget, violations
 
 from ._common import Message, Worker, replace_output
 from .budget_panel import BudgetPanel
@@ -351,7 +351,7 @@ class Workbench(w.VBox):
         """Write an HTML report of this model's candidates on the worker thread; shows a link to it."""
         panel = self.run_panel
         try:
-            from workbench.report import run_report, template_parameters
+            from workbench.report.notebook import run_report, template_parameters
         except ImportError:
             panel.error.show(
                 "Export report is not available in this version of the workbench (no workbench.report module).", "warn"

@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as w
 
 from workbench.lm import LM_RECIPES
-from workbench.recipes import Recipe, get_recipe
+from workbench.recipes.registry import Recipe, get_recipe
 
 from ._common import help_line
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.budget import Budget, violations
-from workbench.candidate import Candidate
-from workbench.charts import candidates_frame, compare_frame, size_chart, tradeoff_chart
+from workbench.report.charts import candidates_frame, compare_frame, size_chart, tradeoff_chart
+from workbench.store.candidate import Candidate
 from workbench.tasks import Task, task_of, tasks_of
+from workbench.tasks.budget import Budget, violations
 
 from ._common import help_line, replace_output
 
@@ -38,7 +38,7 @@ class _SvgView:
     def update(self, chart: Any) -> None:
         from IPython.display import SVG
 
-        from workbench.charts import to_svg
+        from workbench.report.charts import to_svg
 
         replace_output(self.widget, SVG(to_svg(chart)))
 

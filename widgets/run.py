@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.context import ProgressEvent
+from workbench.core.context import ProgressEvent
 
 from ._common import Message, help_line
 

@@ -24,12 +24,12 @@ from typing import Any
 import ipywidgets as w
 
 from workbench import BenchConfig, CancelledError, LoadedModel, RunContext, RunStore, WorkbenchError, load_model
-from workbench.budget import Budget
-from workbench.charts import to_svg, tradeoff_chart
 from workbench.lm.task import CausalLM
-from workbench.search import search
-from workbench.search_result import SearchResult, TrialRecord
-from workbench.search_space import TRAINING_FAMILIES, SearchSpace
+from workbench.report.charts import to_svg, tradeoff_chart
+from workbench.search.result import SearchResult, TrialRecord
+from workbench.search.run import search
+from workbench.search.space import TRAINING_FAMILIES, SearchSpace
+from workbench.tasks.budget import Budget
 
 from ._common import Worker
 
@@ -64,7 +64,7 @@ class SearchPanel(w.VBox):
         worker: Worker | None = None,
         **load_kw: Any,
     ):
-        from workbench.search_space import default_families
+        from workbench.search.space import default_families
 
         self.model = model
         self.store = store if isinstance(store, RunStore) else RunStore(store)

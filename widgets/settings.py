@@ -6,7 +6,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.compose import BLOCK_SIZES, CALIBRATIONS, PRECISION_HELP, PRECISIONS, optional_pass
+from workbench.recipes.compose import BLOCK_SIZES, CALIBRATIONS, PRECISION_HELP, PRECISIONS, optional_pass
 
 from ._common import LABEL_STYLE, WIDE, Message, help_line, section_title, with_help
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .artifact import Artifact, onnx_artifact, torch_artifact
-from .benchmark import BenchConfig, LatencyResult, benchmark
-from .candidate import Candidate
-from .config import PassConfig
-from .context import ProgressEvent, RunContext
-from .data import Split, TaskData
-from .errors import (
+from .core.artifact import Artifact, onnx_artifact, torch_artifact
+from .core.config import PassConfig
+from .core.context import ProgressEvent, RunContext
+from .core.env import cpu_flags, fingerprint
+from .core.errors import (
     CancelledError,
     ConfigError,
     DataError,
@@ -30,7 +28,9 @@ from .errors import (
     UnknownNameError,
     WorkbenchError,
 )
-from .models import LoadedModel, ModelInfo, from_module, list_models, load_model
+from .data.splits import Split, TaskData
+from .measure.benchmark import BenchConfig, LatencyResult, benchmark
+from .models.registry import LoadedModel, ModelInfo, from_module, list_models, load_model
 from .optimize import BASELINE, measure, optimize, run_baseline, run_recipe
 from .passes import (
     Cast,
@@ -46,10 +46,13 @@ from .passes import (
     StructuredPrune,
     registered_passes,
 )
-from .recipes import DEFAULT_RECIPES, Recipe, get_recipe, list_recipes, load_recipe, register_recipe
-from .store import RunStore
+from .recipes.registry import DEFAULT_RECIPES, Recipe, get_recipe, list_recipes, load_recipe, register_recipe
+from .store.candidate import Candidate
+from .store.runstore import RunStore
 
 __all__ = [
+    "cpu_flags",
+    "fingerprint",
     "__version__",
     "Distill",
     "MagnitudePrune",

@@ -18,17 +18,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .artifact import Artifact, onnx_artifact
-from .benchmark import BenchConfig, benchmark, measure_peak_rss, onnx_inference_memory
-from .candidate import Candidate
-from .context import RunContext
-from .env import fingerprint, u8s8_saturates
-from .errors import CancelledError, WorkbenchError
-from .evaluate import NonFiniteOutputError, predict
-from .models import LoadedModel
+from .core.artifact import Artifact, onnx_artifact
+from .core.context import RunContext
+from .core.env import fingerprint, u8s8_saturates
+from .core.errors import CancelledError, WorkbenchError
+from .measure.benchmark import BenchConfig, benchmark, measure_peak_rss, onnx_inference_memory
+from .measure.evaluate import NonFiniteOutputError, predict
+from .models.registry import LoadedModel
 from .passes import PassJob, apply_pass
-from .recipes import DEFAULT_RECIPES, Recipe, get_recipe
-from .store import RunStore
+from .recipes.registry import DEFAULT_RECIPES, Recipe, get_recipe
+from .store.candidate import Candidate
+from .store.runstore import RunStore
 
 __all__ = [
     "optimize",
@@ -308,7 +308,7 @@ def optimize(
     >>> [c.recipe_name for c in cands]
     ['baseline', 'ort-int8-dynamic']
     """
-    from .models import load_model
+    from .models.registry import load_model
 
     if isinstance(model, str):
         model = load_model(model, **load_kw)

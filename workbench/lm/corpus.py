@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import bbc_texts
-from ..errors import DataError
+from ..core.errors import DataError
+from ..data.splits import bbc_texts
 
 __all__ = ["CORPUS_SOURCE", "PROMPTS", "lm_corpus", "tokenize_corpus"]
 

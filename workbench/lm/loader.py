@@ -19,12 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..artifact import file_sha256, torch_artifact
-from ..data import Split, TaskData
-from ..env import cache_dir
-from ..errors import ModelLoadError
-from ..model_base import LoadedModel, ModelInfo, model_fingerprint, register_family_loader
-from ..models import register_model
+from ..core.artifact import file_sha256, torch_artifact
+from ..core.env import cache_dir
+from ..core.errors import ModelLoadError
+from ..data.splits import Split, TaskData
+from ..models.base import LoadedModel, ModelInfo, model_fingerprint, register_family_loader
+from ..models.registry import register_model
 from .corpus import CORPUS_SOURCE, lm_corpus, tokenize_corpus
 from .task import CausalLM, LMEvalSpec
 

@@ -15,9 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..artifact import Artifact, onnx_artifact, torch_artifact
-from ..config import PassConfig, check_choice, check_range
-from ..errors import ConfigError, ParityError, PassError
+from ..core.artifact import Artifact, onnx_artifact, torch_artifact
+from ..core.config import PassConfig, check_choice, check_range
+from ..core.errors import ConfigError, ParityError, PassError
 from ..passes.quantize import quiet_quantizer_logs
 from ..passes.registry import PassJob, register_pass
 from .task import lm_runner

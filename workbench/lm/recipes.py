@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..passes import Cast, DynamicInt8
-from ..recipes import Recipe, register_recipe
+from ..recipes.registry import Recipe, register_recipe
 from .passes import LmOnnxExport, LmWeightOnly, TorchDynamicInt8
 
 __all__ = ["LM_RECIPES"]

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import Artifact, ort_session
-from ..context import RunContext
-from ..errors import WorkbenchError
-from ..evaluate import NonFiniteOutputError
+from ..core.artifact import Artifact, ort_session
+from ..core.context import RunContext
+from ..core.errors import WorkbenchError
+from ..measure.evaluate import NonFiniteOutputError
 
 
 class NotACausalLMError(WorkbenchError, TypeError):

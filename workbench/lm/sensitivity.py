@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..artifact import Artifact
-from ..context import RunContext
-from ..errors import PassError
+from ..core.artifact import Artifact
+from ..core.context import RunContext
+from ..core.errors import PassError
 from ..passes.registry import PassJob, apply_pass
 from .passes import LmWeightOnly
 from .task import lm_runner, perplexity

@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..artifact import Artifact
-from ..benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
-from ..config import check_range
-from ..context import RunContext
-from ..errors import DataError, WorkbenchError
+from ..core.artifact import Artifact
+from ..core.config import check_range
+from ..core.context import RunContext
+from ..core.errors import DataError, WorkbenchError
+from ..measure.benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
 from ..tasks.base import Task, fmt, fmt_mb, fmt_ms
 from .corpus import PROMPTS
 from .runners import LMRunner, NotACausalLMError, OrtLM, greedy_decode, lm_runner, perplexity

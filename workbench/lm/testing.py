@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact import onnx_artifact, torch_artifact
-from ..data import Split, TaskData
-from ..env import cache_dir
-from ..model_base import LoadedModel, model_fingerprint
+from ..core.artifact import onnx_artifact, torch_artifact
+from ..core.env import cache_dir
+from ..data.splits import Split, TaskData
+from ..models.base import LoadedModel, model_fingerprint
 from ..tasks import Generic
 from .corpus import lm_corpus, tokenize_corpus
 

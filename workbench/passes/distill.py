@@ -21,9 +21,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..artifact import Artifact, torch_artifact
-from ..config import PassConfig, check_range
-from ..errors import ConfigError
+from ..core.artifact import Artifact, torch_artifact
+from ..core.config import PassConfig, check_range
+from ..core.errors import ConfigError
 from .registry import PassJob, register_pass
 from .surgery import drop_layers, param_count, shrink_width, spread
 from .training import default_lr, encoder_layers, is_encoder, train_student

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..artifact import Artifact, onnx_artifact
-from ..config import PassConfig, check_range
-from ..errors import ParityError, PassError
+from ..core.artifact import Artifact, onnx_artifact
+from ..core.config import PassConfig, check_range
+from ..core.errors import ParityError, PassError
 from .registry import PassJob, register_pass
 
 __all__ = ["OnnxExport"]

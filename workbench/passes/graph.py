@@ -6,9 +6,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..artifact import Artifact, onnx_artifact, set_session_hints
-from ..config import PassConfig, check_choice
-from ..errors import PassError
+from ..core.artifact import Artifact, onnx_artifact, set_session_hints
+from ..core.config import PassConfig, check_choice
+from ..core.errors import PassError
 from .registry import PassJob, register_pass
 
 __all__ = ["OrtOptimize", "BERT_LIKE"]

@@ -10,9 +10,9 @@ import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..artifact import Artifact, onnx_artifact, torch_artifact
-from ..config import PassConfig, check_choice
-from ..env import cpu_flags
+from ..core.artifact import Artifact, onnx_artifact, torch_artifact
+from ..core.config import PassConfig, check_choice
+from ..core.env import cpu_flags
 from .registry import PassJob, register_pass
 
 __all__ = ["Cast", "OnnxFp16"]

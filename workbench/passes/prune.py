@@ -23,9 +23,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..artifact import Artifact, torch_artifact
-from ..config import PassConfig, check_choice, check_range
-from ..errors import ConfigError
+from ..core.artifact import Artifact, torch_artifact
+from ..core.config import PassConfig, check_choice, check_range
+from ..core.errors import ConfigError
 from .registry import PassJob, register_pass
 from .surgery import param_count, shrink_width
 from .training import default_lr, train_student

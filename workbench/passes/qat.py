@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..artifact import Artifact, onnx_artifact
-from ..config import PassConfig, check_range, check_reduce_range
-from ..env import int8_weight_note, resolve_reduce_range, u8s8_saturates
-from ..errors import ConfigError, ParityError, PassError
-from ..evaluate import cosine_rows, predict
+from ..core.artifact import Artifact, onnx_artifact
+from ..core.config import PassConfig, check_range, check_reduce_range
+from ..core.env import int8_weight_note, resolve_reduce_range, u8s8_saturates
+from ..core.errors import ConfigError, ParityError, PassError
+from ..measure.evaluate import cosine_rows, predict
 from .registry import PassJob, register_pass
 from .training import default_lr, train_student
 
@@ -231,7 +231,7 @@ def fold_weight_quantizers(model) -> int:
 
 
 def _score(job: PassJob, module) -> dict[str, Any]:
-    from ..artifact import torch_artifact
+    from ..core.artifact import torch_artifact
 
     out = predict(torch_artifact(module, job.model.baseline.input_names).runner(job.threads), job.model.data.eval)
     m = job.model.task.metrics(out, job.model.data.eval.labels, job.model.reference_outputs(job.threads))
@@ -336,7 +336,7 @@ def _qat(art: Artifact, cfg: QuantAwareTraining, job: PassJob) -> Artifact:
     onnx.save(model, str(path))
     job.ctx.step(message="parity check")
     out = onnx_artifact(path, **{**art.meta, "precision": f"int8-qat (w{bits}a8)", "qat": facts})
-    from ..artifact import torch_artifact
+    from ..core.artifact import torch_artifact
 
     ref = torch_artifact(student, names).runner(job.threads)(sample)
     got = out.runner(job.threads)(sample)

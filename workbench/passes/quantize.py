@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..artifact import Artifact, onnx_artifact
-from ..config import PassConfig, check_choice, check_range, check_reduce_range
-from ..env import int8_weight_note, resolve_reduce_range
-from ..errors import ConfigError, PassError
+from ..core.artifact import Artifact, onnx_artifact
+from ..core.config import PassConfig, check_choice, check_range, check_reduce_range
+from ..core.env import int8_weight_note, resolve_reduce_range
+from ..core.errors import ConfigError, PassError
 from .registry import PassJob, register_pass
 
 __all__ = ["DynamicInt8", "StaticInt8", "Int4WeightOnly", "sensitive_matmuls"]
@@ -35,7 +35,7 @@ class DynamicInt8(PassConfig):
     #: one scale per output channel: keeps MiniLM's cosine at ~0.99 (per-tensor: ~0.95)
     per_channel: bool = True
     #: 7-bit weights: "auto" uses them exactly where ONNX Runtime's u8s8 kernels saturate (x86 without
-    #: VNNI, see workbench.env.u8s8_saturates); True/False force the choice
+    #: VNNI, see workbench.core.env.u8s8_saturates); True/False force the choice
     reduce_range: bool | str = "auto"
     weight_type: str = "qint8"
     #: None quantizes every op type dynamic quantization supports (MatMul, Attention, Gather, ...)

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..artifact import Artifact
-from ..config import PassConfig, config_class
-from ..context import RunContext
-from ..data import Split, subsample
-from ..errors import DataError, PassError
+from ..core.artifact import Artifact
+from ..core.config import PassConfig, config_class
+from ..core.context import RunContext
+from ..core.errors import DataError, PassError
+from ..data.splits import Split, subsample
 
 if TYPE_CHECKING:
-    from ..models import LoadedModel
+    from ..models.registry import LoadedModel
 
 __all__ = ["PassJob", "register_pass", "apply_pass", "registered_passes", "handler_for"]
 

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..artifact import Artifact, onnx_artifact
-from ..config import PassConfig, check_choice, check_range
-from ..errors import ConfigError, PassError
+from ..core.artifact import Artifact, onnx_artifact
+from ..core.config import PassConfig, check_choice, check_range
+from ..core.errors import ConfigError, PassError
 from .quantize import gemm_to_matmul, quiet_quantizer_logs
 from .registry import PassJob, register_pass
 

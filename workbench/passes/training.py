@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .registry import PassJob
 
 __all__ = ["train_student", "default_lr", "is_encoder", "encoder_layers"]

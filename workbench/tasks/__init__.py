@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import UnknownNameError
+from ..core.errors import UnknownNameError
 from .base import METRICS, Metric, Task, fmt, fmt_mb, fmt_ms, fmt_pct, higher_is_better, metric_title
 from .classification import Classification, EmbeddingClassification, Generic, LinearHead
 

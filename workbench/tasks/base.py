@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 __all__ = ["Metric", "METRICS", "Task", "higher_is_better", "metric_title", "fmt", "fmt_ms", "fmt_mb", "fmt_pct"]
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..evaluate import bootstrap_ci, cosine_rows
+from ..measure.evaluate import bootstrap_ci, cosine_rows
 from .base import Task
 
 __all__ = ["Classification", "EmbeddingClassification", "Generic", "LinearHead"]

@@ -1,0 +1,120 @@
+"""The `workbench search` command(s)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..core.context import RunContext
+from ..measure.benchmark import BenchConfig
+from ..search.executors import EXECUTORS
+from ..search.result import PREFER, TrialRecord
+from ..search.run import search
+from ..search.space import SearchSpace, default_families
+from ..store.runstore import RunStore
+from ..tasks.budget import Budget
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+def _cmd_search(args) -> int:
+    from ..core.context import TqdmReporter
+    from .table import format_table
+
+    budget = Budget(
+        max_latency_ms=args.max_latency_ms,
+        max_size_mb=args.max_size_mb,
+        max_accuracy_drop=None if args.max_drop is None else args.max_drop / 100,
+    )
+    space = SearchSpace.default(args.family) if args.family else None
+    reporter = TqdmReporter(disable=args.json or not sys.stderr.isatty())
+    ctx = RunContext(on_progress=reporter)
+
+    def on_trial(t: TrialRecord) -> None:
+        if not args.json:
+            reporter.close()
+            c = t.candidate
+            p50 = f"{c.get('p50_ms'):.3g} ms" if c is not None and c.get("p50_ms") is not None else "-"
+            print(f"trial {t.number:>3}  {t.recipe.name:<55} {p50:>10}  {t.verdict}", flush=True)
+
+    kw = {"n_eval": args.n_eval} if args.n_eval else {}
+    store = RunStore(args.store)
+    try:
+        res = search(
+            args.model,
+            budget,
+            space,
+            trials=args.trials,
+            store=store,
+            executor=args.executor,
+            address=args.address,
+            ctx=ctx,
+            on_trial=on_trial,
+            prefer=args.prefer,
+            study_name=args.study,
+            resume=not args.no_resume,
+            bench=BenchConfig(threads=args.threads),
+            **kw,
+        )
+    finally:
+        reporter.close()
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2, default=str))
+    else:
+        rows = [
+            {
+                "trial": str(r["trial"]),
+                "recipe": r["recipe"],
+                "p50 ms": _f(r["p50_ms"], ".3g"),
+                "size MB": _f(r["size_mb"], ".3g"),
+                "accuracy": _f(r["accuracy"], ".4f"),
+                "drop pts": _f(None if r["accuracy_drop"] is None else 100 * r["accuracy_drop"], "+.2f"),
+                "verdict": r["verdict"][:70],
+            }
+            for r in res.rows()
+        ]
+        print()
+        print(format_table(rows))
+        print()
+        print(res.explain())
+    return 0 if res.best is not None else 1
+
+
+def cli_register(sub) -> None:
+    """Add ``search`` (and the sensitivity / profile / bundle commands of sibling modules) to the CLI."""
+    s = sub.add_parser("search", help="find the best candidate within a device budget (Optuna, resumable)")
+    s.add_argument("model", help="bundled name, Hugging Face id, local folder or .onnx file")
+    s.add_argument("--max-latency-ms", type=float, default=None, help="p50 latency limit at batch 1")
+    s.add_argument("--max-size-mb", type=float, default=None, help="model size limit")
+    s.add_argument(
+        "--max-drop",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="accuracy drop limit in points (0.5 = half a point)",
+    )
+    s.add_argument("--threads", type=int, default=None, help="inference threads on the device")
+    s.add_argument("--trials", type=int, default=16, help="distinct recipes to evaluate (default 16)")
+    s.add_argument(
+        "--family",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help=f"restrict the space to these families (repeatable): {', '.join(default_families())}",
+    )
+    s.add_argument(
+        "--prefer",
+        choices=PREFER,
+        default="auto",
+        help="best = most accurate (auto with a latency limit) or fastest (auto otherwise) that fits",
+    )
+    s.add_argument("--executor", choices=EXECUTORS, default="local", help="where trials run (default: local)")
+    s.add_argument("--address", default=None, help="Ray address: host:port, ray://host:port or auto")
+    s.add_argument("--n-eval", type=int, default=None, help="score on this many eval examples")
+    s.add_argument("--study", default=None, help="study name (default: derived from model, space and budget)")
+    s.add_argument("--no-resume", action="store_true", help="start the study afresh (candidates are still reused)")
+    s.add_argument("--json", action="store_true", help="print the search result as JSON")
+    s.set_defaults(func=_cmd_search)
+
+
+def _f(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)

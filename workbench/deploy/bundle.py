@@ -1,0 +1,337 @@
+"""Device bench bundle: measure a candidate on the real device, then record the result beside the host's.
+
+``export_bundle`` writes a folder a user copies to the device (a Raspberry Pi, a phone under Termux)::
+
+    bundle/
+      manifest.json     candidate id, key, recipe, artifact sha256, per-file sha256, bench settings
+      model/            the candidate's ONNX file(s), exactly as measured on the host
+      inputs/*.npy      one batch-1 example per model input
+      expected.npy      the host's output on those inputs (the device checks it gets the same)
+      run_bench.py      the runner: needs only onnxruntime and numpy
+      README.txt        what to run
+
+On the device: ``python run_bench.py`` writes ``result.json``. Back on the host,
+``import_bundle_result("result.json", store)`` checks the result belongs to the candidate (same id,
+same artifact sha256, same files) and records it as a new candidate measured on the device, linked
+to the host one. A result that does not match is refused with the reason.
+
+>>> path = export_bundle(cand, "bundle/", model)          # doctest: +SKIP
+>>> dev = import_bundle_result("result.json", store)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.artifact import file_sha256
+from ..core.errors import StoreError, WorkbenchError
+from ..models.registry import LoadedModel
+from ..store.candidate import Candidate
+from ..store.runstore import RunStore
+
+__all__ = ["BundleError", "export_bundle", "import_bundle_result", "device_measurements", "RUNNER"]
+
+_FORMAT = 1
+
+
+class BundleError(WorkbenchError):
+    """A bundle cannot be written, or a device result does not match its candidate."""
+
+
+# The runner that goes to the device. Only onnxruntime + numpy; Python 3.8+. No workbench import.
+RUNNER = r'''"""Measure this bundle's model on this device. Usage: python run_bench.py [--threads N] [--runs N] [-o result.json]"""
+import argparse, hashlib, json, os, platform, sys, time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = Path(__file__).resolve().parent
+
+
+def sha256(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def artifact_sha(folder):
+    # the workbench's artifact hash: file names and contents of the model folder, in name order
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(sha256(p).encode())
+    return h.hexdigest()
+
+
+def main():
+    man = json.loads((HERE / "manifest.json").read_text())
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=man["threads"])
+    ap.add_argument("--warmup", type=int, default=man["warmup"])
+    ap.add_argument("--runs", type=int, default=man["runs"])
+    ap.add_argument("-o", "--output", default=str(HERE / "result.json"))
+    a = ap.parse_args()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    model = HERE / "model" / man["model_file"]
+    # graph optimizers the host measured with turned off (see workbench.artifact.session_hints)
+    hints = {"disabled_optimizers": man["disabled_optimizers"]} if man.get("disabled_optimizers") else {}
+    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"], **hints)
+    feed = {i.name: np.load(HERE / "inputs" / (i.name + ".npy"), allow_pickle=False) for i in sess.get_inputs()}
+    out = sess.run(None, feed)[0]
+    expected = np.load(HERE / "expected.npy", allow_pickle=False)
+    diff = float(np.max(np.abs(np.asarray(out, dtype=np.float32) - expected))) if expected.size else 0.0
+    for _ in range(a.warmup):
+        sess.run(None, feed)
+    samples = []
+    for _ in range(a.runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    s = sorted(samples)
+    pct = lambda q: float(np.percentile(s, q))
+    result = {
+        "format": man["format"], "candidate_id": man["candidate_id"], "candidate_key": man["candidate_key"],
+        "artifact_sha256": artifact_sha(HERE / "model"),
+        "files": {p.name: sha256(p) for p in sorted((HERE / "model").iterdir()) if p.is_file()},
+        "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "mean_ms": float(np.mean(s)),
+        "samples_ms": samples, "threads": a.threads, "warmup": a.warmup, "runs": a.runs,
+        "max_abs_diff_vs_host": diff,
+        "device": {"machine": platform.machine(), "system": platform.system(), "release": platform.release(),
+                   "node": platform.node(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                   "python": platform.python_version(), "onnxruntime": ort.__version__, "numpy": np.__version__},
+        "measured_at": time.time(),
+    }
+    Path(a.output).write_text(json.dumps(result, indent=2))
+    print("p50 %.3f ms  p90 %.3f ms  (%d runs, %d threads)  max |diff| vs host %.2g  -> %s"
+          % (result["p50_ms"], result["p90_ms"], a.runs, a.threads, diff, a.output))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def export_bundle(
+    candidate: Candidate | str,
+    out_dir: str | Path,
+    model: LoadedModel,
+    *,
+    store: RunStore | None = None,
+    threads: int | None = None,
+    warmup: int = 10,
+    runs: int = 50,
+    overwrite: bool = False,
+) -> Path:
+    """Write the bench bundle of an ONNX candidate to ``out_dir`` and return the folder."""
+    if isinstance(candidate, str):
+        if store is None:
+            raise BundleError("export_bundle got a candidate id: pass store= to look it up.")
+        candidate = store.get(candidate)
+    if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
+        raise BundleError(
+            f"Candidate {candidate.id} ({candidate.recipe_name}) is a {candidate.runtime} model; a device "
+            "bundle needs an ONNX candidate (the runner needs only onnxruntime and numpy)."
+        )
+    if candidate.model != model.name:
+        raise BundleError(f"Candidate {candidate.id} belongs to model {candidate.model!r}, not {model.name!r}.")
+    src = Path(candidate.artifact_path)
+    if not src.is_file():
+        raise BundleError(f"The artifact of candidate {candidate.id} is missing ({src}); rerun its recipe.")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise BundleError(f"{out} exists and is not empty; pass overwrite=True or choose another folder.")
+        shutil.rmtree(out)
+    (out / "model").mkdir(parents=True)
+    (out / "inputs").mkdir()
+    for p in sorted(src.parent.iterdir()):
+        if p.is_file():
+            shutil.copy2(p, out / "model" / p.name)
+    inputs = model.bench_inputs()
+    for name, arr in inputs.items():
+        np.save(out / "inputs" / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+    from ..core.artifact import onnx_artifact, session_hints
+
+    expected = onnx_artifact(out / "model" / src.name).runner(threads)(inputs)
+    np.save(out / "expected.npy", expected.astype(np.float32), allow_pickle=False)
+    sha = _artifact_sha(out / "model")
+    if candidate.artifact_sha256 and sha != candidate.artifact_sha256:
+        raise BundleError(
+            f"The artifact of candidate {candidate.id} changed on disk since it was measured "
+            f"(sha256 {sha[:12]} != recorded {candidate.artifact_sha256[:12]}); rerun its recipe."
+        )
+    manifest = {
+        "format": _FORMAT,
+        "candidate_id": candidate.id,
+        "candidate_key": candidate.key,
+        "model": candidate.model,
+        "recipe": candidate.recipe_name,
+        "steps": candidate.recipe.get("steps", []),
+        "artifact_sha256": sha,
+        "model_file": src.name,
+        "files": {p.name: file_sha256(p) for p in sorted((out / "model").iterdir())},
+        "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in inputs.items()},
+        "threads": threads or candidate.threads or 1,
+        "disabled_optimizers": session_hints(out / "model" / src.name)["disabled_optimizers"],
+        "warmup": warmup,
+        "runs": runs,
+        "host": {"p50_ms": candidate.get("p50_ms"), "machine": platform.machine(), "node": platform.node()},
+        "created_at": time.time(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (out / "run_bench.py").write_text(RUNNER)
+    (out / "README.txt").write_text(
+        f"Bench bundle of candidate {candidate.id} ({candidate.recipe_name}) of {candidate.model}.\n\n"
+        "On the device (Python 3.8+):\n    pip install onnxruntime numpy\n    python run_bench.py  # writes result.json\n\n"
+        "Back on the host:\n    workbench import-bundle result.json\n"
+    )
+    return out
+
+
+def _artifact_sha(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(file_sha256(p).encode())
+    return h.hexdigest()
+
+
+def _refuse(reason: str) -> BundleError:
+    return BundleError(f"Device result refused: {reason}. Nothing was recorded.")
+
+
+def import_bundle_result(
+    result: str | Path | Mapping[str, Any],
+    store: RunStore,
+    *,
+    device_name: str | None = None,
+    parity_atol: float = 1e-2,
+) -> Candidate:
+    """Record a device result (``result.json`` from ``run_bench.py``) as a new candidate beside the host one.
+
+    Refused (BundleError, with the reason) when the id is unknown, the model files or their hash differ
+    from the candidate's, the format is unknown, the timing samples are missing, or the device's outputs
+    differ from the host's by more than ``parity_atol``.
+    """
+    if isinstance(result, (str, Path)):
+        try:
+            data = json.loads(Path(result).read_text())
+        except FileNotFoundError:
+            raise BundleError(f"No device result at {result}.") from None
+        except json.JSONDecodeError as e:
+            raise _refuse(f"{result} is not valid JSON ({e})") from None
+    else:
+        data = dict(result)
+    if not isinstance(data, dict):
+        raise _refuse("a result must be a JSON object")
+    missing = [
+        k for k in ("format", "candidate_id", "artifact_sha256", "p50_ms", "samples_ms", "device") if k not in data
+    ]
+    if missing:
+        raise _refuse(f"field(s) {', '.join(missing)} missing; was it written by run_bench.py?")
+    if data["format"] != _FORMAT:
+        raise _refuse(f"format {data['format']!r}; this workbench reads format {_FORMAT}")
+    try:
+        host = store.get(str(data["candidate_id"]))
+    except StoreError:
+        raise _refuse(
+            f"no candidate {data['candidate_id']!r} in {store.path}; import it into the store that exported the bundle"
+        ) from None
+    if host.artifact_sha256 != data["artifact_sha256"]:
+        raise _refuse(
+            f"the model measured on the device (sha256 {str(data['artifact_sha256'])[:12]}) is not the "
+            f"artifact of candidate {host.id} (sha256 {str(host.artifact_sha256)[:12]}): the bundle was "
+            "modified or belongs to another candidate"
+        )
+    if data.get("candidate_key") not in (None, host.key):
+        raise _refuse(f"candidate key {data.get('candidate_key')!r} does not match {host.key!r}")
+    samples = data["samples_ms"]
+    if not isinstance(samples, list) or not samples or not all(isinstance(x, (int, float)) for x in samples):
+        raise _refuse("'samples_ms' must be a non-empty list of numbers")
+    diff = data.get("max_abs_diff_vs_host")
+    if diff is not None and not (diff <= parity_atol):
+        raise _refuse(
+            f"the device's outputs differ from the host's by {diff:.3g} (> {parity_atol:g}): a different "
+            "model or a broken runtime on the device"
+        )
+    dev = data["device"] if isinstance(data["device"], dict) else {"name": str(data["device"])}
+    name = device_name or dev.get("node") or dev.get("machine") or "device"
+    s = np.asarray(samples, dtype=float)
+    quality = {
+        k: host.metrics[k]
+        for k in ("accuracy", "accuracy_ci", "accuracy_drop", "fidelity", "cosine", "agreement", "size_bytes", "params")
+        if k in host.metrics
+    }
+    metrics = {
+        **quality,
+        "p50_ms": float(np.percentile(s, 50)),
+        "p90_ms": float(np.percentile(s, 90)),
+        "p99_ms": float(np.percentile(s, 99)),
+        "mean_ms": float(s.mean()),
+        "cv": float(s.std() / max(s.mean(), 1e-12)),
+        "samples_ms": [float(x) for x in s],
+        "threads": data.get("threads"),
+        "max_abs_diff_vs_host": diff,
+        "host_p50_ms": host.get("p50_ms"),
+    }
+    key = hashlib.sha256(f"device|{host.key}|{name}|{data.get('measured_at')}".encode()).hexdigest()[:24]
+    rec = replace(
+        host.derive(
+            key=key,
+            recipe_name=f"{host.recipe_name} @ {name}",
+            parent_id=host.id,
+            metrics=metrics,
+            env={"device": dev},
+            threads=data.get("threads"),
+            error=None,
+            status="ok",
+        ),
+        notes={**host.notes, "measured_on": "device", "device": name, "host_candidate": host.id},
+    )
+    return store.add(rec)
+
+
+def device_measurements(store: RunStore, candidate_id: str) -> list[dict[str, Any]]:
+    """The host measurement of a candidate and every device measurement imported for it, side by side."""
+    host = store.get(candidate_id)
+    rows = [
+        {
+            "where": "host",
+            "id": host.id,
+            "p50_ms": host.get("p50_ms"),
+            "p90_ms": host.get("p90_ms"),
+            "threads": host.threads,
+            "device": host.env.get("cpu", {}) if isinstance(host.env, dict) else None,
+        }
+    ]
+    for c in store.candidates(host.model):
+        if c.notes.get("host_candidate") == host.id:
+            rows.append(
+                {
+                    "where": c.notes.get("device"),
+                    "id": c.id,
+                    "p50_ms": c.get("p50_ms"),
+                    "p90_ms": c.get("p90_ms"),
+                    "threads": c.threads,
+                    "device": c.env.get("device"),
+                }
+            )
+    return rows

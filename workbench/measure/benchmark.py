@@ -1,0 +1,280 @@
+"""One latency/memory harness for PyTorch and ONNX Runtime candidates.
+
+Warm-up runs first (allocator, kernel selection, lazy init), then ``runs`` timed calls; every raw
+sample is kept so percentiles and spread can be recomputed later. Peak memory is the resident-set
+high-water mark reached while the model runs, measured against the RSS just before (Linux resets
+the high-water mark through /proc/self/clear_refs; elsewhere a sampling thread estimates it).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.config import check_range
+from ..core.context import RunContext
+
+__all__ = [
+    "BenchConfig",
+    "LatencyResult",
+    "benchmark",
+    "side_by_side",
+    "round_speedups",
+    "ratio_summary",
+    "format_ratio_summary",
+    "measure_peak_rss",
+    "onnx_inference_memory",
+]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    #: 10 warm-ups cover ORT's first-run allocations and torch's lazy kernel choice
+    warmup: int = 10
+    #: 50 samples give a stable p50 and a rough p90/p99 in about a second for a 20 ms model
+    runs: int = 50
+    #: None = all cores. Fewer threads emulate a smaller device (a 2-core SBC, a phone's big cores)
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range("BenchConfig", "warmup", self.warmup, 0, 10_000, integer=True)
+        check_range("BenchConfig", "runs", self.runs, 1, 100_000, integer=True)
+        if self.threads is not None:
+            check_range("BenchConfig", "threads", self.threads, 1, 1024, integer=True)
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    samples_ms: tuple[float, ...]
+    threads: int
+    peak_mem_bytes: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.samples_ms, q))
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p90(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(99)
+
+    @property
+    def mean(self) -> float:
+        return float(statistics.fmean(self.samples_ms))
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation: above ~0.1 the machine was busy; compare with care."""
+        return float(np.std(self.samples_ms) / max(self.mean, 1e-12))
+
+    def summary(self) -> dict:
+        return {
+            "p50_ms": self.p50,
+            "p90_ms": self.p90,
+            "p99_ms": self.p99,
+            "mean_ms": self.mean,
+            "cv": self.cv,
+            "threads": self.threads,
+            "peak_mem_bytes": self.peak_mem_bytes,
+            "samples_ms": list(self.samples_ms),
+        }
+
+
+def _rss_now() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # 5 = reset the peak RSS (VmHWM) of this process
+        return True
+    except OSError:
+        return False
+
+
+def _read_hwm() -> int | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure_peak_rss(fn: Callable[[], object]) -> int:
+    """Bytes of resident memory added at the peak while ``fn`` runs (activations, workspaces)."""
+    before = _rss_now()
+    if _reset_hwm():
+        fn()
+        hwm = _read_hwm()
+        if hwm is not None:
+            return max(0, hwm - before)
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_now())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        fn()
+    finally:
+        stop.set()
+        t.join()
+    return max(0, peak[0] - before)
+
+
+def benchmark(
+    runner: Callable[[Mapping[str, np.ndarray]], object],
+    inputs: Mapping[str, np.ndarray],
+    cfg: BenchConfig = BenchConfig(),
+    ctx: RunContext | None = None,
+    stage: str = "benchmark",
+) -> LatencyResult:
+    """Time ``runner(inputs)``: warm-up, then ``cfg.runs`` samples. Checks cancel every 10 calls."""
+    if ctx:
+        ctx.begin(stage, total=cfg.warmup + cfg.runs)
+    for i in range(cfg.warmup):
+        runner(inputs)
+        if ctx and i % 10 == 9:
+            ctx.step(10)
+    peak = measure_peak_rss(lambda: runner(inputs))
+    samples = []
+    for i in range(cfg.runs):
+        t0 = time.perf_counter()
+        runner(inputs)
+        samples.append((time.perf_counter() - t0) * 1e3)
+        if ctx and i % 10 == 9:
+            ctx.step(10)
+    return LatencyResult(tuple(samples), cfg.effective_threads, peak)
+
+
+def side_by_side(
+    runners: Mapping[str, Callable[[Mapping[str, np.ndarray]], object]],
+    inputs: Mapping[str, np.ndarray],
+    *,
+    runs: int = 200,
+    rounds: int = 10,
+    warmup: int = 5,
+    threads: int | None = None,
+) -> dict[str, LatencyResult]:
+    """Time several runners against each other, for ratios that hold on a shared machine.
+
+    ``rounds`` rounds; in each, every runner in turn gets ``warmup`` untimed calls and ``runs // rounds``
+    timed ones; samples are pooled per runner. A slow phase of the machine (a busy neighbour, a stolen
+    core) then hits every runner alike, and each chunk is long enough that what is timed is the model,
+    not the switch between runtimes: timing one call of each in turn measured the switch (thread pools
+    of the previous runtime still spinning, caches refilled) and made FP32 PyTorch eager 3x slower.
+    """
+    cfg = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads)
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    round_p50: dict[str, list[float]] = {k: [] for k in runners}
+    peaks: dict[str, int | None] = {}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            r = benchmark(run, inputs, cfg)
+            samples[name].extend(r.samples_ms)
+            round_p50[name].append(r.p50)
+            peaks[name] = max(filter(None, (peaks.get(name), r.peak_mem_bytes)), default=None)
+    return {
+        k: LatencyResult(tuple(v), cfg.effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]})
+        for k, v in samples.items()
+    }
+
+
+def round_speedups(timed: Mapping[str, LatencyResult], baseline: str, other: str) -> list[float]:
+    """Per round of a :func:`side_by_side` run, ``baseline``'s p50 over ``other``'s p50.
+
+    The two chunks of one round ran seconds apart, so each ratio is taken under one state of the machine;
+    their spread shows how far a shared host moved the pooled ratio (a slow phase that lasts a few rounds
+    slows some runtimes more than others)."""
+    return [b / o for b, o in zip(timed[baseline].extra["round_p50_ms"], timed[other].extra["round_p50_ms"])]
+
+
+def ratio_summary(ratios: list[float], target: float) -> dict:
+    """Median, range and how many of the per-round ratios reach ``target``."""
+    return {
+        "median": float(np.median(ratios)) if ratios else None,
+        "min": min(ratios, default=None),
+        "max": max(ratios, default=None),
+        "rounds": len(ratios),
+        "rounds_at_target": sum(r >= target for r in ratios),
+        "target": target,
+    }
+
+
+def format_ratio_summary(s: dict) -> str:
+    if not s["rounds"]:
+        return "no rounds"
+    return (
+        f"median {s['median']:.2f}x, range {s['min']:.2f}-{s['max']:.2f}x, "
+        f"{s['rounds_at_target']} of {s['rounds']} rounds >= {s['target']:g}x"
+    )
+
+
+_MEM_PROBE = r"""
+import sys, json, numpy as np, onnxruntime as ort
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith(("VmHWM:", "VmRSS:")):
+            yield line.split()[0], int(line.split()[1]) * 1024
+before = dict(hwm())["VmRSS:"]
+so = ort.SessionOptions(); so.intra_op_num_threads = int(sys.argv[3]); so.log_severity_level = 3
+disabled = [x for x in sys.argv[4].split(",") if x]
+sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+with np.load(sys.argv[2]) as z:
+    feed = {i.name: z[i.name] for i in sess.get_inputs()}
+sess.run(None, feed)
+print(json.dumps(dict(hwm())["VmHWM:"] - before))
+"""
+
+
+def onnx_inference_memory(path, inputs: Mapping[str, np.ndarray], threads: int) -> int | None:
+    """Peak resident bytes a fresh process needs to load an ONNX model and run it once, beyond the
+    runtime's own import. Measured in a subprocess: in this process, memory freed by earlier sessions
+    is reused and would hide the model's real footprint. None where /proc is not available."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from ..core.artifact import session_hints
+
+    if not os.path.exists("/proc/self/status"):
+        return None
+    disabled = session_hints(path)["disabled_optimizers"]
+    with tempfile.TemporaryDirectory() as d:
+        feed = os.path.join(d, "inputs.npz")
+        np.savez(feed, **{k: np.ascontiguousarray(v) for k, v in inputs.items()})
+        r = subprocess.run(
+            [sys.executable, "-c", _MEM_PROBE, str(path), feed, str(threads), ",".join(disabled)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    if r.returncode != 0:
+        return None
+    return int(r.stdout.strip().splitlines()[-1])

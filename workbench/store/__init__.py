@@ -1,0 +1,2 @@
+"""The run store: every candidate in SQLite (``runstore``), and the ``Candidate`` record itself (``candidate``).
+"""

@@ -1,0 +1,217 @@
+"""Run store: every candidate in an embedded SQLite database (WAL mode).
+
+- Each insert is one transaction: a process killed mid-run leaves every earlier candidate intact.
+- WAL + a busy timeout let two processes (a notebook and a CLI run) write at once.
+- Rows are only ever inserted, never updated: a rerun is a new candidate.
+
+>>> store = RunStore(":memory:")
+>>> len(store.candidates())
+0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import StoreError
+from .candidate import RECORD_COLUMNS, Candidate
+
+__all__ = ["RunStore", "default_store_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS candidates (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    recipe_name TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    env TEXT NOT NULL,
+    artifact_path TEXT,
+    artifact_sha256 TEXT,
+    parent_id TEXT,
+    error TEXT,
+    threads INTEGER,
+    seed INTEGER,
+    created_at REAL NOT NULL,
+    notes TEXT NOT NULL DEFAULT '{}',
+    task TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS candidates_key ON candidates(key, status);
+CREATE INDEX IF NOT EXISTS candidates_model ON candidates(model, created_at);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+_SCHEMA_VERSION = "1"
+_JSON_COLS = ("recipe", "metrics", "env", "notes")
+
+
+def default_store_path() -> Path:
+    """``$WORKBENCH_STORE`` or ``./.workbench/runs.sqlite`` in the working directory."""
+    return Path(os.environ.get("WORKBENCH_STORE", Path.cwd() / ".workbench" / "runs.sqlite"))
+
+
+class RunStore:
+    """Append-only candidate store. Thread-safe; one connection per thread."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, timeout_s: float = 30.0):
+        self.path = ":memory:" if path == ":memory:" else Path(path or default_store_path()).expanduser()
+        self._timeout = timeout_s
+        self._local = threading.local()
+        self._memory_conn: sqlite3.Connection | None = None
+        if self.path != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"Cannot create the run store folder {self.path.parent}: {e.strerror}. "
+                    "Set WORKBENCH_STORE or pass store= to a writable path."
+                ) from None
+            if not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
+                raise StoreError(
+                    f"The run store {self.path} is not writable. Set WORKBENCH_STORE or pass store= to a writable path."
+                )
+        try:
+            with self._conn() as c:
+                c.executescript(_SCHEMA)
+                cols = {r[1] for r in c.execute("PRAGMA table_info(candidates)")}
+                if "task" not in cols:  # a store written before candidates recorded their task
+                    c.execute("ALTER TABLE candidates ADD COLUMN task TEXT NOT NULL DEFAULT ''")
+                c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Cannot open the run store {self.path}: {e}") from None
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Folder for candidate artifacts, beside the database."""
+        if self.path == ":memory:":  # an in-memory store keeps its artifacts in a private temp folder
+            if not hasattr(self, "_tmp_artifacts"):
+                import tempfile
+
+                self._tmp_artifacts = Path(tempfile.mkdtemp(prefix="workbench-artifacts-"))
+            return self._tmp_artifacts
+        return self.path.parent / "artifacts"
+
+    def _conn(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            if self._memory_conn is None:
+                self._memory_conn = sqlite3.connect(":memory:", check_same_thread=False)
+            return self._memory_conn
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(str(self.path), timeout=self._timeout, isolation_level=None)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            c.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            self._local.conn = c
+        return c
+
+    # ---- writing -------------------------------------------------------------------------
+    def add(self, cand: Candidate) -> Candidate:
+        row = cand.to_dict()
+        for k in _JSON_COLS:
+            row[k] = json.dumps(row[k], sort_keys=True, default=str)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            c = self._conn()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute(f"INSERT INTO candidates ({cols}) VALUES ({marks})", tuple(row.values()))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError as e:
+            raise StoreError(
+                f"Candidate {cand.id} is already in the store: records are never overwritten ({e})."
+            ) from None
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"Cannot write to the run store {self.path}: {e}") from None
+        return cand
+
+    # ---- reading -------------------------------------------------------------------------
+    def _rows(self, sql: str, args: tuple = ()) -> list[Candidate]:
+        c = self._conn()
+        c.row_factory = sqlite3.Row
+        try:
+            rows = c.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Cannot read the run store {self.path}: {e}") from None
+        out = []
+        for r in rows:
+            d = dict(r)
+            for k in _JSON_COLS:
+                d[k] = json.loads(d[k])
+            out.append(Candidate.from_dict(d))
+        return out
+
+    def get(self, cand_id: str) -> Candidate:
+        rows = self._rows("SELECT * FROM candidates WHERE id = ?", (cand_id,))
+        if not rows:
+            raise StoreError(f"No candidate with id {cand_id!r} in {self.path}.")
+        return rows[0]
+
+    def candidates(
+        self, model: str | None = None, status: str | None = None, include_intermediate: bool = True
+    ) -> list[Candidate]:
+        sql, args = "SELECT * FROM candidates WHERE 1=1", []
+        if model:
+            sql += " AND model = ?"
+            args.append(model)
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if not include_intermediate:
+            sql += " AND status != 'intermediate'"
+        return self._rows(sql + " ORDER BY created_at, rowid", tuple(args))
+
+    def find(self, key: str, statuses: tuple[str, ...] = ("ok", "degraded")) -> Candidate | None:
+        """The newest candidate with this key and one of these statuses (for reuse instead of rerun)."""
+        marks = ",".join("?" for _ in statuses)
+        rows = self._rows(
+            f"SELECT * FROM candidates WHERE key = ? AND status IN ({marks}) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (key, *statuses),
+        )
+        return rows[0] if rows else None
+
+    def lineage(self, cand_id: str) -> list[Candidate]:
+        """The candidate and its ancestors, root first."""
+        chain, seen = [], set()
+        cur: str | None = cand_id
+        while cur and cur not in seen:
+            seen.add(cur)
+            c = self.get(cur)
+            chain.append(c)
+            cur = c.parent_id
+        return chain[::-1]
+
+    def to_frame(self, model: str | None = None, include_intermediate: bool = False):
+        """Candidates as a pandas DataFrame, one row each, metrics flattened into columns."""
+        import pandas as pd
+
+        recs = [c.to_record() for c in self.candidates(model, include_intermediate=include_intermediate)]
+        return pd.DataFrame.from_records(recs, columns=list(RECORD_COLUMNS))
+
+    def integrity_ok(self) -> bool:
+        return self._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    def stats(self) -> dict[str, Any]:
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall()
+        return {s: n for s, n in rows}
