@@ -1,2 +1,1 @@
-"""The run store: every candidate in SQLite (``runstore``), and the ``Candidate`` record itself (``candidate``).
-"""
+"""The run store: every candidate in SQLite (``runstore``), and the ``Candidate`` record itself (``candidate``)."""
