@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,10 +76,24 @@ def test_optimize_json_then_runs(tmp_path):
     listed = json.loads(run("runs", "--json", cwd=tmp_path).stdout)
     assert [x["id"] for x in listed] == [x["id"] for x in recs]
     # the readable table
-    text = run(
-        "optimize", "digits-cnn", "--recipe", "ort-int8-static", "--n-eval", "100", "--threads", "1", cwd=tmp_path
-    ).stdout
+    r = run(
+        "optimize",
+        "digits-cnn",
+        "--recipe",
+        "ort-int8-static",
+        "--n-eval",
+        "100",
+        "--threads",
+        "1",
+        "--no-reuse",
+        cwd=tmp_path,
+    )
+    text = r.stdout
     assert "p50 ms" in text and "ort-int8-static" in text and "recorded in" in text
+    # stderr is no terminal here: progress comes as plain lines, one per stage at least (no silent wait)
+    lines = [ln for ln in r.stderr.splitlines() if re.match(r"^\[\s*\d+ s\] ", ln)]
+    assert any("ort-int8-static / static-int8" in ln for ln in lines), r.stderr
+    assert "\r" not in r.stderr  # no redrawn bars in a log
 
 
 @pytest.mark.parametrize(

@@ -74,12 +74,12 @@ def _cmd_recipes(args) -> int:
 
 
 def _cmd_optimize(args) -> int:
-    from ..core.context import RunContext, TqdmReporter
+    from ..core.context import RunContext, cli_reporter
     from ..optimize import optimize
     from ..store.runstore import RunStore
 
     store = RunStore(args.store)
-    reporter = TqdmReporter(disable=args.json or not sys.stderr.isatty() and not args.progress)
+    reporter = cli_reporter(quiet=args.json, force_bars=args.progress)
     ctx = RunContext(on_progress=reporter)
     kw = {"n_eval": args.n_eval} if args.n_eval else {}
     try:
@@ -134,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-eval", type=int, default=None, help="score on this many eval examples (default: all)")
     s.add_argument("--no-reuse", action="store_true", help="rerun even if the store has this candidate")
     s.add_argument("--json", action="store_true", help="print candidate records as JSON")
-    s.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
+    s.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress bars even when not on a terminal (default there: plain progress lines)",
+    )
     s.add_argument("--strict", action="store_true", help="exit 1 if any candidate failed")
     s.set_defaults(func=_cmd_optimize)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from ..core.context import RunContext
 from ..measure.benchmark import BenchConfig
@@ -17,7 +16,7 @@ from ..tasks.budget import Budget
 
 # ---- CLI ------------------------------------------------------------------------------------------
 def _cmd_search(args) -> int:
-    from ..core.context import TqdmReporter
+    from ..core.context import cli_reporter
     from .table import format_table
 
     budget = Budget(
@@ -26,7 +25,7 @@ def _cmd_search(args) -> int:
         max_accuracy_drop=None if args.max_drop is None else args.max_drop / 100,
     )
     space = SearchSpace.default(args.family) if args.family else None
-    reporter = TqdmReporter(disable=args.json or not sys.stderr.isatty())
+    reporter = cli_reporter(quiet=args.json)
     ctx = RunContext(on_progress=reporter)
 
     def on_trial(t: TrialRecord) -> None:

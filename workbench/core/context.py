@@ -121,3 +121,76 @@ class TqdmReporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class LineReporter:
+    """Progress as plain lines, for output that is not a terminal (CI logs, ``make demo | tee``, notebooks run
+    headless): one line when a stage starts, then at most one every ``interval`` seconds with the steps done
+    and an estimate of the time left in that stage, and one when it ends.
+
+    >>> import io; out = io.StringIO(); rep = LineReporter(out, clock=iter([0, 30, 60, 60]).__next__)
+    >>> for done in (0, 5, 10): rep(ProgressEvent("latency", done, 10))
+    >>> rep.close(); print(out.getvalue().splitlines()[1])
+    [    30 s] latency: 5/10, about 30 s left
+    """
+
+    def __init__(self, stream=None, *, interval: float = 10.0, clock: Callable[[], float] | None = None):
+        import sys
+        import time
+
+        self._out = stream if stream is not None else sys.stderr
+        self._clock = clock or time.monotonic
+        self._interval = interval
+        self._t0: float | None = None
+        self._stage: str | None = None
+        self._stage_t0 = 0.0
+        self._last = 0.0
+        self._last_ev: ProgressEvent | None = None
+
+    def _line(self, now: float, text: str) -> None:
+        assert self._t0 is not None
+        print(f"[{now - self._t0:6.0f} s] {text}", file=self._out, flush=True)
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        now = self._clock()
+        if self._t0 is None:
+            self._t0 = now
+        if ev.stage != self._stage:
+            self._finish(now)
+            self._stage, self._stage_t0, self._last = ev.stage, now, now
+            total = f" ({ev.total} steps)" if ev.total else ""
+            self._line(now, f"{ev.stage}{total}" + (f": {ev.message}" if ev.message else ""))
+        elif now - self._last >= self._interval:
+            self._last = now
+            self._line(now, self._status(ev, now))
+        self._last_ev = ev
+
+    def _status(self, ev: ProgressEvent, now: float) -> str:
+        text = f"{ev.stage}: {ev.done}/{ev.total}" if ev.total else f"{ev.stage}: {ev.done} steps"
+        if ev.total and 0 < ev.done < ev.total:
+            left = (now - self._stage_t0) / ev.done * (ev.total - ev.done)
+            text += f", about {left:.0f} s left"
+        return text + (f" ({ev.message})" if ev.message else "")
+
+    def _finish(self, now: float) -> None:
+        ev = self._last_ev
+        if ev is not None and self._stage is not None and now - self._stage_t0 >= 1.0:
+            self._line(now, f"{self._stage}: done in {now - self._stage_t0:.0f} s")
+        self._last_ev = None
+
+    def close(self) -> None:
+        if self._t0 is not None:
+            self._finish(self._clock())
+            self._stage = None
+
+
+def cli_reporter(quiet: bool = False, force_bars: bool = False):
+    """The progress listener a command uses: bars on a terminal, plain lines elsewhere, nothing when quiet
+    (``--json``: the output is the JSON alone)."""
+    import sys
+
+    if quiet:
+        return TqdmReporter(disable=True)
+    if force_bars or sys.stderr.isatty():
+        return TqdmReporter()
+    return LineReporter(sys.stderr)
