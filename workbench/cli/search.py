@@ -11,6 +11,7 @@ from ..search.result import PREFER, TrialRecord
 from ..search.run import search
 from ..search.space import SearchSpace, default_families
 from ..store.runstore import RunStore
+from ..tasks import fmt
 from ..tasks.budget import Budget
 
 
@@ -63,10 +64,10 @@ def _cmd_search(args) -> int:
             {
                 "trial": str(r["trial"]),
                 "recipe": r["recipe"],
-                "p50 ms": _f(r["p50_ms"], ".3g"),
-                "size MB": _f(r["size_mb"], ".3g"),
-                "accuracy": _f(r["accuracy"], ".4f"),
-                "drop pts": _f(None if r["accuracy_drop"] is None else 100 * r["accuracy_drop"], "+.2f"),
+                "p50 ms": fmt(r["p50_ms"], ".3g"),
+                "size MB": fmt(r["size_mb"], ".3g"),
+                "accuracy": fmt(r["accuracy"], ".4f"),
+                "drop pts": fmt(r["accuracy_drop"], "+.2f", 100),
                 "verdict": r["verdict"][:70],
             }
             for r in res.rows()
@@ -113,7 +114,3 @@ def cli_register(sub) -> None:
     s.add_argument("--no-resume", action="store_true", help="start the study afresh (candidates are still reused)")
     s.add_argument("--json", action="store_true", help="print the search result as JSON")
     s.set_defaults(func=_cmd_search)
-
-
-def _f(v, spec: str) -> str:
-    return "-" if v is None else format(v, spec)

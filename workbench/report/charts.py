@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..store.candidate import Candidate
-from ..tasks import METRICS, metric_title, pareto_front, tasks_of
+from ..tasks import METRICS, metric_title, metric_value, pareto_front, tasks_of
 from ..tasks.budget import Budget
 
 if TYPE_CHECKING:  # altair imports IPython and ipywidgets: keep it out of ``import workbench.charts``
@@ -45,14 +45,6 @@ HIGHER_IS_BETTER = frozenset(k for k, m in METRICS.items() if m.higher_is_better
 _WIDTH, _HEIGHT = 420, 260
 _ROLE_DOMAIN = ["baseline", "candidate", "selected"]
 _ROLE_COLORS = ["#7f7f7f", "#4c78a8", "#e45756"]
-
-
-def _metric(c: Candidate, key: str) -> float | None:
-    if key == "size_mb":
-        size = c.get("size_bytes")
-        return None if size is None else size / 1e6
-    v = c.get(key)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _title(key: str) -> str:
@@ -90,7 +82,7 @@ def _baseline(cands: Sequence[Candidate]) -> Candidate | None:
 def _rows(cands: Sequence[Candidate], x: str, y: str, selected: Sequence[str], front_ids: set[str]) -> list[dict]:
     rows = []
     for c in cands:
-        xv, yv = _metric(c, x), _metric(c, y)
+        xv, yv = metric_value(c, x), metric_value(c, y)
         if not c.ok or xv is None or yv is None:
             continue
         rows.append(
@@ -104,8 +96,8 @@ def _rows(cands: Sequence[Candidate], x: str, y: str, selected: Sequence[str], f
                 "pareto": c.id in front_ids,
                 "x": xv,
                 "y": yv,
-                "size_mb": _metric(c, "size_mb"),
-                "speedup": _metric(c, "speedup"),
+                "size_mb": metric_value(c, "size_mb"),
+                "speedup": metric_value(c, "speedup"),
                 "marker": 220 if c.id in selected else 90,
             }
         )
@@ -134,7 +126,7 @@ def tradeoff_chart(
     import altair as alt
 
     y = y or quality_metric(cands)
-    points = [c for c in cands if c.ok and _metric(c, x) is not None and _metric(c, y) is not None]
+    points = [c for c in cands if c.ok and metric_value(c, x) is not None and metric_value(c, y) is not None]
     # the line joins the front on these two axes; the "pareto" flag is the library's own front
     # (quality, p50 and size together), so a point off the line can still be worth it for its size
     line_ids = {c.id for c in pareto_front(points, (x, y))}
@@ -196,13 +188,13 @@ def _budget_rules(cands, budget, x, y, xs, ys) -> list:
     if (
         budget.max_accuracy_drop is not None
         and base is not None
-        and _metric(base, y) is not None
+        and metric_value(base, y) is not None
         and y in ("accuracy", "fidelity")
     ):
-        floor = _metric(base, y) - budget.max_accuracy_drop
+        floor = metric_value(base, y) - budget.max_accuracy_drop
         horizontal.append({"y": floor, "limit": f"max drop {100 * budget.max_accuracy_drop:g} points"})
-    if budget.max_perplexity_increase is not None and base is not None and y == "perplexity" and _metric(base, y):
-        ceiling = _metric(base, y) * (1 + budget.max_perplexity_increase)
+    if budget.max_perplexity_increase is not None and base is not None and y == "perplexity" and metric_value(base, y):
+        ceiling = metric_value(base, y) * (1 + budget.max_perplexity_increase)
         horizontal.append({"y": ceiling, "limit": f"max perplexity +{100 * budget.max_perplexity_increase:g} %"})
     rule = dict(color="#f58518", strokeDash=[6, 4], strokeWidth=1.5)
     out = []
@@ -241,11 +233,11 @@ def size_chart(
             "id": c.id,
             "label": candidate_label(c),
             "recipe": c.recipe_name,
-            "value": _metric(c, metric),
+            "value": metric_value(c, metric),
             "role": _role(c, selected),
         }
         for c in cands
-        if c.ok and _metric(c, metric) is not None
+        if c.ok and metric_value(c, metric) is not None
     ]
     model = cands[0].model if cands else ""
     title = title or f"{model}: {_title(metric)}".lstrip(": ")
@@ -294,7 +286,7 @@ def candidates_frame(cands: Iterable[Candidate], metrics: Sequence[str] = _TABLE
             continue
         row: dict[str, Any] = {"id": c.id, "recipe": c.recipe_name, "status": c.status, "runtime": c.runtime}
         for m in metrics:
-            row[m] = _metric(c, m)
+            row[m] = metric_value(c, m)
         row["error"] = c.error or ""
         rows.append(row)
     return pd.DataFrame(rows, columns=["id", "recipe", "status", "runtime", *metrics, "error"])
@@ -329,7 +321,7 @@ def compare_frame(a: Candidate, b: Candidate, metrics: Sequence[str] | None = No
         "steps": (_steps(a), _steps(b)),
     }
     for m in metrics:
-        va, vb = _metric(a, m), _metric(b, m)
+        va, vb = metric_value(a, m), metric_value(b, m)
         if va is not None or vb is not None:
             fields[m] = (va, vb)
     fields["threads"] = (a.threads, b.threads)

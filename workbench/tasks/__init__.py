@@ -34,6 +34,7 @@ __all__ = [
     "quality",
     "dominates",
     "pareto_front",
+    "metric_value",
     "higher_is_better",
     "metric_title",
     "fmt",
@@ -87,7 +88,7 @@ def dominates(a, b, axes: Sequence[str]) -> bool:
     """``a`` is at least as good as ``b`` on every axis (each in its own direction) and better on one."""
     better = False
     for key in axes:
-        va, vb = _value(a, key), _value(b, key)
+        va, vb = metric_value(a, key), metric_value(b, key)
         if va is None or vb is None:
             return False
         if not higher_is_better(key):
@@ -98,7 +99,8 @@ def dominates(a, b, axes: Sequence[str]) -> bool:
     return better
 
 
-def _value(c, key: str) -> float | None:
+def metric_value(c, key: str) -> float | None:
+    """A candidate's metric as a float (``size_mb`` from ``size_bytes``), None where it has none."""
     if key == "size_mb":
         v = c.get("size_bytes")
         return None if v is None else v / 1e6
@@ -113,5 +115,5 @@ def pareto_front(cands: Sequence[Any], axes: Sequence[str] | None = None) -> lis
     if axes is None:
         task = tasks_of(pts)
         axes = (task.quality_metric([c.metrics for c in pts]), task.speed_metric, "size_mb")
-    pts = [c for c in pts if all(_value(c, k) is not None for k in axes)]
+    pts = [c for c in pts if all(metric_value(c, k) is not None for k in axes)]
     return [c for c in pts if not any(dominates(o, c, axes) for o in pts if o is not c)]
