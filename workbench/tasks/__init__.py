@@ -17,7 +17,15 @@ from typing import Any
 
 from ..core.errors import UnknownNameError
 from .base import METRICS, Metric, Task, fmt, fmt_mb, fmt_ms, fmt_pct, higher_is_better, metric_title
-from .classification import Classification, EmbeddingClassification, Generic, LinearHead
+from .classification import (
+    Classification,
+    EmbeddingClassification,
+    Generic,
+    ImageClassification,
+    LinearHead,
+    SeriesClassification,
+    TextClassification,
+)
 
 __all__ = [
     "TASKS",
@@ -25,6 +33,9 @@ __all__ = [
     "Metric",
     "METRICS",
     "Classification",
+    "TextClassification",
+    "ImageClassification",
+    "SeriesClassification",
     "EmbeddingClassification",
     "Generic",
     "LinearHead",
@@ -46,6 +57,9 @@ __all__ = [
 #: task name -> "module:Class"; the only place a task kind is registered
 TASKS: dict[str, str] = {
     "classification": "workbench.tasks.classification:Classification",
+    "text-classification": "workbench.tasks.classification:TextClassification",
+    "image-classification": "workbench.tasks.classification:ImageClassification",
+    "series-classification": "workbench.tasks.classification:SeriesClassification",
     "embedding-classification": "workbench.tasks.classification:EmbeddingClassification",
     "generic": "workbench.tasks.classification:Generic",
     "causal-lm": "workbench.lm.task:CausalLM",

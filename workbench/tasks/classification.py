@@ -5,6 +5,9 @@
 - ``embedding-classification``: outputs are sentence embeddings, scored by a linear head trained once on the
   FP32 embeddings and then frozen, so every variant is judged by the very same head; fidelity is the
   embedding cosine to FP32.
+- ``text-classification``, ``image-classification``, ``series-classification``: classification (logits from the
+  model's own head) of the user's texts, images or sensor windows; scored like ``classification``, named by
+  what they classify so the report, the tables and ``--task`` speak the user's words.
 - ``generic``: no labels (an ONNX file with synthetic inputs); fidelity is output cosine only.
 """
 
@@ -18,7 +21,15 @@ import numpy as np
 from ..measure.evaluate import bootstrap_ci, cosine_rows
 from .base import Task
 
-__all__ = ["Classification", "EmbeddingClassification", "Generic", "LinearHead"]
+__all__ = [
+    "Classification",
+    "TextClassification",
+    "ImageClassification",
+    "SeriesClassification",
+    "EmbeddingClassification",
+    "Generic",
+    "LinearHead",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,24 @@ class Classification(Task):
             out["cosine"] = float(cosine_rows(outputs, reference).mean())
             out["fidelity"] = out["agreement"]
         return out
+
+
+class TextClassification(Classification):
+    """A text classifier with its own head (``AutoModelForSequenceClassification``), on the user's labelled texts."""
+
+    name: ClassVar[str] = "text-classification"
+
+
+class ImageClassification(Classification):
+    """An image classifier (its own head) on labelled images: an image folder, a datasets folder, MNIST."""
+
+    name: ClassVar[str] = "image-classification"
+
+
+class SeriesClassification(Classification):
+    """A classifier of windows of multichannel sensor readings (the IoT case: activity, fault, anomaly)."""
+
+    name: ClassVar[str] = "series-classification"
 
 
 class EmbeddingClassification(Task):
