@@ -159,7 +159,7 @@ def run_baseline(
         threads=bench.effective_threads,
         artifact_path=str(art.path) if art.path else None,
         artifact_sha256=art.sha256(),
-        notes=_notes(art),
+        notes={**_notes(art), **_data_note(model)},
     )
     try:
         metrics = measure(model, art, bench=bench, ctx=ctx, stage=f"{model.name} / baseline")
@@ -169,6 +169,14 @@ def run_baseline(
     except WorkbenchError as e:
         return store.add(replace(cand, status="failed", error=f"{type(e).__name__}: {e}"))
     return store.add(replace(cand, metrics=metrics))
+
+
+def _data_note(model: LoadedModel) -> dict[str, Any]:
+    """The baseline records which data set it was scored on (the report and ``workbench runs --json`` show it)."""
+    d = model.info.get("dataset")
+    if not d:
+        return {}
+    return {"data": {k: d.get(k) for k in ("source", "format", "kind", "rows", "sha256") if d.get(k) is not None}}
 
 
 def _save_torch(art: Artifact, folder: Path) -> Artifact:
@@ -323,6 +331,7 @@ def optimize(
         if (a := r.adapted_to(model.baseline.kind)) is not None:
             a.validate_for(model.baseline.kind)
     base = run_baseline(model, store=store, bench=bench, ctx=ctx, reuse=reuse)
+    store.remember_dataset(model.info.get("dataset") or {})
     out = [base]
     if on_candidate:
         on_candidate(base)

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from ..core.errors import WorkbenchError
+from .options import add_data_arguments, load_kwargs, print_dataset
 from .table import format_table
 
 __all__ = ["main", "format_table", "candidate_rows"]
@@ -50,6 +51,10 @@ def _cmd_models(args) -> int:
     ]
     print(format_table(rows))
     print("\nAlso: any Hugging Face id (org/name) or local folder, and any .onnx file.")
+    print(
+        "Your own data: --data FILE|FOLDER [--eval-data FILE] [--task KIND] [--text-column C --label-column C ...] "
+        "(workbench optimize --help)."
+    )
     return 0
 
 
@@ -75,16 +80,19 @@ def _cmd_recipes(args) -> int:
 
 def _cmd_optimize(args) -> int:
     from ..core.context import RunContext, cli_reporter
+    from ..models.registry import load_model
     from ..optimize import optimize
     from ..store.runstore import RunStore
 
     store = RunStore(args.store)
     reporter = cli_reporter(quiet=args.json, force_bars=args.progress)
     ctx = RunContext(on_progress=reporter)
-    kw = {"n_eval": args.n_eval} if args.n_eval else {}
+    model = load_model(args.model, **load_kwargs(args))
+    if not args.json:
+        print_dataset(model)
     try:
         cands = optimize(
-            args.model, args.recipe or None, store=store, threads=args.threads, ctx=ctx, reuse=not args.no_reuse, **kw
+            model, args.recipe or None, store=store, threads=args.threads, ctx=ctx, reuse=not args.no_reuse
         )
     finally:
         reporter.close()
@@ -131,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="bundled name, Hugging Face id, local folder or .onnx file")
     s.add_argument("--recipe", action="append", metavar="NAME|FILE", help="repeatable; default: the * recipes")
     s.add_argument("--threads", type=int, default=None, help="inference threads (fewer emulate a smaller device)")
-    s.add_argument("--n-eval", type=int, default=None, help="score on this many eval examples (default: all)")
+    add_data_arguments(s)
     s.add_argument("--no-reuse", action="store_true", help="rerun even if the store has this candidate")
     s.add_argument("--json", action="store_true", help="print candidate records as JSON")
     s.add_argument(

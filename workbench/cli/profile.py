@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..measure.explain import why_no_speedup
 from ..measure.profile import profile_model
+from .options import add_data_arguments, load_kwargs, print_dataset
 
 
 # ---- CLI -----------------------------------------------------------------------------------------------
@@ -12,8 +13,8 @@ def _cmd_profile(args) -> int:
     from ..store.runstore import RunStore
     from .table import format_table
 
-    kw = {"n_eval": args.n_eval} if args.n_eval else {}
-    model = load_model(args.model, **kw)
+    model = load_model(args.model, **load_kwargs(args))
+    print_dataset(model)
     store = RunStore(args.store)
     cand = store.get(args.candidate) if args.candidate else None
     prof = profile_model(model, cand, threads=args.threads, runs=args.runs)
@@ -51,5 +52,5 @@ def cli_register(sub) -> None:
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--runs", type=int, default=20)
     s.add_argument("--top", type=int, default=25, help="rows to show")
-    s.add_argument("--n-eval", type=int, default=None)
+    add_data_arguments(s)
     s.set_defaults(func=_cmd_profile)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 from typing import Any
 
 from ..report.notebook import run_report
+from .options import add_data_arguments, load_kwargs
 
 
 def _cmd_report(args) -> int:
@@ -17,6 +19,15 @@ def _cmd_report(args) -> int:
         params[name] = parse_value(value)
     if args.store and "store" not in params:
         params["store"] = args.store
+    for key in ("data", "eval_data"):  # absolute: the report runs in its own kernel
+        value = getattr(args, key, None)
+        if value is not None:
+            params[key] = str(Path(value).expanduser().resolve()) if Path(value).expanduser().exists() else value
+    if args.task is not None:
+        params["task"] = args.task
+    options = {k: v for k, v in load_kwargs(args).items() if k not in ("data", "eval_data", "task", "n_eval")}
+    if options:
+        params["data_options"] = {**params.get("data_options", {}), **options}
     print(f"running the report for {args.model} (papermill, headless)...", file=sys.stderr)
     res = run_report(
         args.model, params, args.output, template=args.template, timeout=args.timeout, include_code=args.show_code
@@ -51,6 +62,7 @@ def cli_register(subparsers) -> None:
     s.add_argument("--template", default=None, help="another report notebook (default: the bundled one)")
     s.add_argument("--timeout", type=float, default=1800, help="seconds allowed per cell (default 1800)")
     s.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
+    add_data_arguments(s, n_eval=False)
     s.set_defaults(func=_cmd_report)
 
 

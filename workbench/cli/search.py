@@ -13,6 +13,7 @@ from ..search.space import SearchSpace, default_families
 from ..store.runstore import RunStore
 from ..tasks import fmt
 from ..tasks.budget import Budget
+from .options import add_data_arguments, load_kwargs, print_dataset
 
 
 # ---- CLI ------------------------------------------------------------------------------------------
@@ -36,11 +37,15 @@ def _cmd_search(args) -> int:
             p50 = f"{c.get('p50_ms'):.3g} ms" if c is not None and c.get("p50_ms") is not None else "-"
             print(f"trial {t.number:>3}  {t.recipe.name:<55} {p50:>10}  {t.verdict}", flush=True)
 
-    kw = {"n_eval": args.n_eval} if args.n_eval else {}
+    from ..models.registry import load_model
+
+    model = load_model(args.model, **load_kwargs(args))
+    if not args.json:
+        print_dataset(model)
     store = RunStore(args.store)
     try:
         res = search(
-            args.model,
+            model,
             budget,
             space,
             trials=args.trials,
@@ -53,7 +58,6 @@ def _cmd_search(args) -> int:
             study_name=args.study,
             resume=not args.no_resume,
             bench=BenchConfig(threads=args.threads),
-            **kw,
         )
     finally:
         reporter.close()
@@ -109,7 +113,7 @@ def cli_register(sub) -> None:
     )
     s.add_argument("--executor", choices=EXECUTORS, default="local", help="where trials run (default: local)")
     s.add_argument("--address", default=None, help="Ray address: host:port, ray://host:port or auto")
-    s.add_argument("--n-eval", type=int, default=None, help="score on this many eval examples")
+    add_data_arguments(s)
     s.add_argument("--study", default=None, help="study name (default: derived from model, space and budget)")
     s.add_argument("--no-resume", action="store_true", help="start the study afresh (candidates are still reused)")
     s.add_argument("--json", action="store_true", help="print the search result as JSON")

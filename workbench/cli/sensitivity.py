@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..measure.sensitivity import TECHNIQUES, sensitivity
+from .options import add_data_arguments, load_kwargs, print_dataset
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------
 def _cmd_sensitivity(args) -> int:
     import json
 
+    from ..models.registry import load_model
     from .table import format_table
 
-    kw = {"n_eval": args.n_eval} if args.n_eval else {}
-    res = sensitivity(args.model, args.technique or ["int8"], by=args.by, threads=args.threads, **kw)
+    model = load_model(args.model, **load_kwargs(args))
+    if not args.json:
+        print_dataset(model)
+    res = sensitivity(model, args.technique or ["int8"], by=args.by, threads=args.threads)
     if args.json:
         print(
             json.dumps(
@@ -53,7 +57,7 @@ def cli_register(sub) -> None:
     s.add_argument("--technique", action="append", choices=TECHNIQUES, help="repeatable (default: int8)")
     s.add_argument("--by", choices=("layer", "block"), default="layer")
     s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--n-eval", type=int, default=None)
+    add_data_arguments(s)
     s.add_argument("--chart", default=None, metavar="FILE.svg", help="write the heat map as SVG")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_sensitivity)

@@ -41,13 +41,14 @@ __all__ = [
     "split_train_eval",
     "make_task_data",
     "describe_dataset",
+    "content_hash",
 ]
 
 KINDS = ("text", "image", "series", "arrays", "documents")
 _ROW_FIELDS = ("texts", "images", "series", "labels", "split")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """One data set of the user's, read from ``source`` (a file, a folder or a hub id)."""
 

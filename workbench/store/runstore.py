@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,38 @@ class RunStore:
             raise StoreError(f"Cannot write to the run store {self.path}: {e}") from None
         return cand
 
+    #: how many data sets ``recent_datasets`` keeps
+    RECENT_DATASETS = 10
+
+    def remember_dataset(self, info: dict[str, Any]) -> None:
+        """Keep a data set a model was scored on (its ``describe_dataset`` summary) at the top of the recent list."""
+        if not info or not info.get("source") or not info.get("sha256"):
+            return  # bundled or synthetic data: nothing a user would pick again
+        entry = {k: info.get(k) for k in ("source", "format", "kind", "rows", "columns", "labels", "sha256")}
+        entry["used_at"] = time.time()
+        try:
+            c = self._conn()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                row = c.execute("SELECT v FROM meta WHERE k = 'recent_datasets'").fetchone()
+                recent = _json_list(row[0] if row else "[]")
+                recent = [entry] + [r for r in recent if r.get("source") != entry["source"]]
+                c.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('recent_datasets', ?)",
+                    (json.dumps(recent[: self.RECENT_DATASETS], default=str),),
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"Cannot write to the run store {self.path}: {e}") from None
+
+    def recent_datasets(self) -> list[dict[str, Any]]:
+        """The data sets models were last scored on, newest first (source, format, kind, rows, labels, sha256)."""
+        row = self._conn().execute("SELECT v FROM meta WHERE k = 'recent_datasets'").fetchone()
+        return _json_list(row[0] if row else "[]")
+
     # ---- reading -------------------------------------------------------------------------
     def _rows(self, sql: str, args: tuple = ()) -> list[Candidate]:
         c = self._conn()
@@ -215,3 +248,12 @@ class RunStore:
     def stats(self) -> dict[str, Any]:
         rows = self._conn().execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall()
         return {s: n for s, n in rows}
+
+
+def _json_list(text: str) -> list[dict[str, Any]]:
+    """A JSON list of dicts, or [] for anything else (a damaged meta value never breaks the store)."""
+    try:
+        v = json.loads(text)
+    except (TypeError, ValueError):
+        return []
+    return [r for r in v if isinstance(r, dict)] if isinstance(v, list) else []
