@@ -98,3 +98,17 @@ def test_a_store_written_before_tasks_were_recorded_opens_and_keeps_its_rows(tmp
     assert old.id == "old1" and old.task == "" and task_of(old).name == "classification"
     store.add(cand("new1", "classification", accuracy=0.8, p50_ms=0.5))
     assert [c.task for c in store.candidates()] == ["", "classification"]
+
+
+def test_linear_head_with_two_classes_predicts_both():
+    """scikit-learn gives one weight row for two classes: the head spreads it to one logit per class."""
+    import numpy as np
+
+    from workbench.tasks import LinearHead
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (40, 5)), rng.normal(2, 1, (40, 5))]).astype(np.float32)
+    y = np.repeat([0, 1], 40)
+    head = LinearHead.fit(x, y)
+    assert head.weight.shape == (2, 5) and head.bias.shape == (2,)
+    assert (head(x).argmax(-1) == y).mean() >= 0.95

@@ -28,6 +28,9 @@ from .core.errors import (
     UnknownNameError,
     WorkbenchError,
 )
+from .data.dataset import Dataset, describe_dataset
+from .data.readers import read_data
+from .data.source import TASK_KINDS
 from .data.splits import Split, TaskData
 from .measure.benchmark import BenchConfig, LatencyResult, benchmark
 from .models.registry import LoadedModel, ModelInfo, from_module, list_models, load_model
@@ -70,6 +73,10 @@ __all__ = [
     "RunContext",
     "Split",
     "TaskData",
+    "Dataset",
+    "describe_dataset",
+    "read_data",
+    "TASK_KINDS",
     "CancelledError",
     "ConfigError",
     "DataError",

@@ -48,7 +48,10 @@ class LinearHead:
 
         clf = LogisticRegression(max_iter=3000, C=10.0, random_state=seed)
         clf.fit(x, y)
-        return cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
+        w, b = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+        if w.shape[0] == 1:  # two classes: p(1) = sigmoid(w.x + b) == softmax([-(w.x + b) / 2, (w.x + b) / 2])
+            w, b = np.concatenate([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
+        return cls(w, b)
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
