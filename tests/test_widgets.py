@@ -403,3 +403,204 @@ def test_search_mode_shares_the_dashboard_and_draws_trials_live(wb, store):
     # the trials are in the shared run store (and its study), and in the run tab's results
     assert {t.candidate.id for t in search_trials(store, "digits-cnn")} == set(ids)
     assert {r.candidate.recipe_name for r in s.records} <= set(points(wb))
+
+
+# ---- the user's own data ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def linear_onnx(tmp_path_factory):
+    """A 4-feature, 3-class linear model as an .onnx file and two labelled .npz files of its input ``x``."""
+    import numpy as np
+    import torch
+
+    d = tmp_path_factory.mktemp("userdata")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    torch.onnx.export(
+        lin,
+        (torch.randn(1, 4),),
+        str(d / "lin.onnx"),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+        dynamo=False,
+    )
+    rng = np.random.default_rng(0)
+    for name, n in (("features.npz", 60), ("more.npz", 40)):
+        x = rng.standard_normal((n, 4)).astype(np.float32)
+        with torch.no_grad():
+            y = lin(torch.from_numpy(x)).argmax(1).numpy()
+        np.savez(d / name, x=x, labels=np.array(["cat", "dog", "eel"])[y])
+    return d
+
+
+def write_motion_csv(path, windows: int = 40, steps: int = 50):
+    """A user's sensor log: one row per time step (ax, ay, az), ``window`` ids, an ``activity`` label per window
+    (walk: a 1.5 Hz swing; rest: noise), the label in a column the reader does not guess."""
+    import csv
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    t = np.arange(steps) / 10
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["window", "ax", "ay", "az", "activity"])
+        for i in range(windows):
+            act, amp = ("walk", 1.0) if i % 2 == 0 else ("rest", 0.05)
+            for k in range(steps):
+                xyz = amp * np.sin(2 * np.pi * 1.5 * t[k] + np.arange(3)) + 0.05 * rng.standard_normal(3)
+                out.writerow([i, *(f"{v:.4f}" for v in xyz), act])
+    return path
+
+
+def info_rows(picker: ModelPicker) -> dict[str, str]:
+    """The picker's info table as label -> text, as the page shows it (unescaped; repeated labels joined)."""
+    import html
+    import re
+
+    out: dict[str, str] = {}
+    for k, v in re.findall(r"<tr><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td></tr>", picker.info.value):
+        k, v = html.unescape(k), html.unescape(v)
+        out[k] = f"{out[k]}\n{v}" if k in out else v
+    return out
+
+
+def test_picker_scores_a_model_on_the_users_data(linear_onnx):
+    from workbench.data.readers import read_data
+
+    data = str(linear_onnx / "features.npz")
+    picker = ModelPicker(str(linear_onnx / "lin.onnx"), data=data, autoload=False)
+    assert picker.bundled.value == "__other__" and picker.data_panel.path.value == data
+    assert picker.data_panel.path.placeholder.startswith("your data: file, folder or hub dataset id")
+    assert picker.data_settings() == {"data": data} and picker.model is None
+    m = picker.load().result(120)
+    assert m is picker.model and picker.error.text == "", picker.error.text
+    assert m.task.name == "classification" and m.load_spec["data"] == data
+    d = m.info["dataset"]
+    counts = read_data(data).label_counts()  # what the panel must show: the reader's own summary
+    rows = info_rows(picker)
+    assert rows["data"] == data and rows["format"] == "npz / arrays" and rows["rows"] == "60"
+    assert rows["sha256"] == d["sha256"][:12]  # the short hash
+    assert rows["labels (3)"] == ", ".join(f"{k}: {v}" for k, v in counts.items()) == "cat: 21, dog: 25, eel: 14"
+    assert rows["columns"] == "label = 'labels' (detected), arrays = 'x' (detected)"
+    assert rows["arrays"] == "x (60, 4) float32" and rows["eval examples"] == str(len(m.data.eval))
+    # a model loaded on data, handed to a new picker: its data fills the data box, and it is the choice's model
+    again = ModelPicker(m, autoload=False)
+    assert again.data_panel.path.value == data and again.model is m and info_rows(again)["rows"] == "60"
+    # cached per model AND data: other data is another model; back to the first data: no reload
+    picker.data_panel.path.value = str(linear_onnx / "more.npz")
+    assert picker.model is None and "Press Load" in picker.error.text
+    other = picker.load().result(120)
+    assert other is not m and other.info["dataset"]["rows"] == 40 and info_rows(picker)["rows"] == "40"
+    picker.data_panel.path.value = data
+    assert picker.model is m and info_rows(picker)["rows"] == "60"
+    # no data: the model's default (random inputs for an .onnx file), a third model
+    picker.data_panel.path.value = ""
+    assert picker.data_settings() == {} and picker.model is None
+    assert picker.load().result(120).info["dataset"]["source"] == "synthetic"
+    assert info_rows(picker)["data"] == "synthetic" and "random inputs" in info_rows(picker)["note"]
+    # a column named by the user is "given"; the task dropdown and options reach load_model
+    picker.data_panel.path.value = data
+    picker.data_panel.boxes["label_column"].value = "labels"
+    picker.data_panel.task.value = "classification"
+    assert picker.data_settings() == {"data": data, "task": "classification", "label_column": "labels"}
+    picker.load().result(120)
+    assert info_rows(picker)["columns"].startswith("label = 'labels' (given)") and picker.model is not m
+
+
+def test_picker_trains_sensor_cnn_on_a_users_csv(tmp_path):
+    data = str(write_motion_csv(tmp_path / "motion.csv"))
+    picker = ModelPicker("sensor-cnn", autoload=False)
+    panel = picker.data_panel
+    assert panel.options_box.selected_index is None  # the column options stay folded away until needed
+    assert [t for t, _ in panel.task.options][1:] == [
+        "text-classification",
+        "embedding-classification",
+        "image-classification",
+        "series-classification",
+        "causal-lm",
+        "classification",
+        "generic",
+    ]
+    panel.path.value = data
+    panel.boxes["label_column"].value = "activty"  # a typo: the panel says so and nothing is loaded
+    assert picker.load().result(120) is None
+    assert picker.error.kind == "error" and "activty" in picker.error.text and "activity" in picker.error.text
+    assert picker.model is None and picker.loaded is None
+    panel.boxes["label_column"].value = "activity"
+    panel.boxes["group_column"].value = "window"
+    m = picker.load().result(120)
+    assert m is picker.model and m.task.name == "series-classification", picker.error.text
+    rows = info_rows(picker)
+    assert rows["data"] == data and rows["format"] == "csv / series" and rows["rows"] == "40"
+    assert rows["labels (2)"] == "rest: 20, walk: 20" and rows["sha256"] == m.info["dataset"]["sha256"][:12]
+    assert rows["columns"] == "series = 'ax,ay,az' (detected), group = 'window' (given), label = 'activity' (given)"
+    assert rows["channels"] == "ax, ay, az" and rows["shape"] == "40 x 3 x 50"
+    assert "40 windows of 50 time steps x 3 channels" in rows["note"]
+    # the bundled BasicMotions model is another one (cached per model and data)
+    panel.path.value = ""
+    for box in panel.boxes.values():
+        box.value = ""
+    assert picker.model is None
+
+
+def test_picker_data_errors_are_shown_and_the_previous_model_stays(linear_onnx, digits_model):
+    data = str(linear_onnx / "features.npz")
+    picker = ModelPicker(str(linear_onnx / "lin.onnx"), data=data, autoload=False)
+    good = picker.load().result(120)
+    shown = picker.info.value
+    picker.data_panel.boxes["label_column"].value = "label"  # a typo: the .npz calls it 'labels'
+    assert picker.load().result(120) is None
+    text = picker.error.text
+    assert picker.error.kind == "error" and text.startswith("Cannot load") and "features.npz" in text
+    assert "no array 'label' for the labels" in text and "Did you mean 'labels'?" in text
+    assert "is still loaded" in text and picker.loaded is good and picker.info.value == shown
+    picker.data_panel.boxes["label_column"].value = ""  # fixed: the model loaded before, at once
+    assert picker.model is good and picker.error.text == ""
+    picker.data_panel.path.value = str(linear_onnx / "missing.csv")  # a file that is not there
+    assert picker.load().result(120) is None and "missing.csv" in picker.error.text and picker.loaded is good
+    picker.data_panel.path.value = data
+    picker.data_panel.boxes["window"].value = "ten"  # checked by the panel before anything loads
+    assert picker.load() is None and "'Window (rows)' box must be a whole number" in picker.error.text
+    picker.data_panel.boxes["window"].value = ""
+    # a bundled model that only runs on its own data says so, and which models take data
+    digits = ModelPicker(digits_model, autoload=False)
+    assert digits.model is digits_model
+    digits.data_panel.path.value = data
+    assert digits.model is None and digits.load().result(60) is None
+    assert "only runs on its own data" in digits.error.text and digits.loaded is digits_model
+    digits.data_panel.path.value = ""
+    assert digits.model is digits_model
+
+
+def test_dashboard_runs_on_the_users_data_and_remembers_it(linear_onnx, store, fast_bench):
+    from workbench import optimize
+
+    onnx, data = str(linear_onnx / "lin.onnx"), str(linear_onnx / "features.npz")
+    wb = Workbench(onnx, store=store, bench=fast_bench, threads=1, data=data)
+    try:
+        assert wb.picker.data_panel.path.options == ()  # a fresh store: no recent data sets yet
+        base = wb.run().result(120)
+        assert base.status == "ok" and base.notes["data"]["source"] == data, base.error
+        assert base.metrics["accuracy"] == 1.0  # the labels are the model's own answers
+        assert wb.picker.model.info["dataset"]["sha256"] == base.notes["data"]["sha256"]
+        assert set(points(wb)) == {"baseline"} and [c.id for c in wb.candidates()] == [base.id]
+        # the run remembered the data set: it is offered in the data box
+        assert wb.picker.data_panel.path.options == (data,)
+        # other data: a new model, and its own candidates (the first data's baseline is not among them)
+        wb.picker.data_panel.path.value = str(linear_onnx / "more.npz")  # Enter in the box: it loads (autoload)
+        wb.wait()
+        assert wb.picker.model.info["dataset"]["rows"] == 40 and wb.candidates() == [] and points(wb) == {}
+        other = wb.run().result(120)
+        assert other.id != base.id and other.notes["data"]["rows"] == 40
+        assert [c.id for c in wb.candidates()] == [other.id]
+        wb.picker.data_panel.path.value = data  # back: the first model and its candidates, from the store
+        assert [c.id for c in wb.candidates()] == [base.id] and "Already measured" in wb.lookup.text
+        assert wb.picker.data_panel.path.options[0] == str(linear_onnx / "more.npz")
+    finally:
+        wb.close()
+    # optimize records the data set too: a new picker on that store offers it
+    optimize(onnx, [], store=store, bench=fast_bench, data=str(linear_onnx / "more.npz"))
+    picker = ModelPicker(onnx, store=store, autoload=False)
+    assert picker.data_panel.path.options[0] == str(linear_onnx / "more.npz")
+    assert set(picker.data_panel.path.options) == {data, str(linear_onnx / "more.npz")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._common import Worker
 from .budget_panel import BudgetPanel
 from .dashboard import Workbench
+from .data import DataPicker
 from .lm_settings import LMRecipePanel
 from .model import ModelPicker
 from .results import ResultsPanel
@@ -21,6 +22,7 @@ from .settings import DistillationPanel, PruningPanel, QuantizationPanel
 __all__ = [
     "Workbench",
     "ModelPicker",
+    "DataPicker",
     "QuantizationPanel",
     "LMRecipePanel",
     "PruningPanel",

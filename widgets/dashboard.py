@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import ipywidgets as w
 from workbench import BenchConfig, CancelledError, Candidate, LoadedModel, RunContext, RunStore, WorkbenchError
 from workbench.core.context import ProgressEvent
 from workbench.lm.task import CausalLM
-from workbench.optimize import find_candidate, run_baseline, run_recipe
+from workbench.optimize import find_candidate, run_baseline, run_recipe, scored_on
 from workbench.recipes.compose import build_recipe
 from workbench.recipes.registry import Recipe
 from workbench.tasks import task_of
@@ -60,6 +60,8 @@ class Workbench(w.VBox):
 
     ``store`` is a RunStore or a path (None = ``$WORKBENCH_STORE`` or ``./.workbench/runs.sqlite``);
     ``bench`` sets the latency protocol (warm-ups, runs); ``threads`` the starting thread count.
+    ``data`` / ``eval_data`` / ``task`` / ``data_options`` pre-fill the picker's data field: the model is scored
+    on your data (``load_model``'s keywords of the same names; None = the model's bundled data).
     """
 
     def __init__(
@@ -75,12 +77,26 @@ class Workbench(w.VBox):
         n_eval: int | None = None,
         report_dir: str | os.PathLike = "reports",
         autoload: bool = True,
+        data: str | os.PathLike | None = None,
+        eval_data: str | os.PathLike | None = None,
+        task: str | None = None,
+        data_options: Mapping[str, Any] | None = None,
     ):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.bench = bench or BenchConfig()
         self.report_dir = Path(report_dir)
         self.worker = Worker()
-        self.picker = ModelPicker(model, worker=self.worker, n_eval=n_eval, autoload=False)
+        self.picker = ModelPicker(
+            model,
+            worker=self.worker,
+            n_eval=n_eval,
+            autoload=False,
+            store=self.store,
+            data=data,
+            eval_data=eval_data,
+            task=task,
+            data_options=data_options,
+        )
         self.quantization = QuantizationPanel(precision)
         self.pruning = PruningPanel()
         self.distillation = DistillationPanel()
@@ -133,6 +149,8 @@ class Workbench(w.VBox):
             c.observe(self._on_budget, names="value")
         self.picker.bundled.observe(self._on_model, names="value")
         self.picker.custom.observe(self._on_model, names="value")
+        for c in self.picker.data_panel.controls:  # another data set: another model, other candidates
+            c.observe(self._on_settings, names="value")
         self.picker.on_loaded(lambda _m: self._on_settings())  # on the worker: redraw + say if measured
         # every finished trial also lands in the results of the run tab, and the search ends with a redraw
         self.search.add_trial_listener(lambda _rec: self.refresh())
@@ -199,7 +217,6 @@ class Workbench(w.VBox):
         """Redraw the results for the chosen model from the store; highlight the cached candidate of the
         current settings (or ``current``). Safe to call from the worker thread."""
         self._sync_mode()
-        name = self.picker.name
         try:
             budget = self.budget.budget()
         except WorkbenchError:
@@ -209,12 +226,22 @@ class Workbench(w.VBox):
             hit = self.find_cached()
         except WorkbenchError as e:
             self.settings_error.show(str(e), "error")
-        cands = self.store.candidates(name, include_intermediate=False) if name else []
+        cands = self.candidates()
         self.results.show(cands, budget, current=current or (hit.id if hit else None))
         base = [c for c in cands if c.recipe_name == "baseline" and c.ok]
         if base:
             self.picker.show_baseline(base[-1])
         return hit
+
+    def candidates(self, include_intermediate: bool = False) -> list[Candidate]:
+        """The chosen model's candidates on the chosen data: those whose baseline (the root of their lineage)
+        was scored on the loaded model's data set (its sha256); before it loads, on the data path typed."""
+        model = self.picker.model
+        name = model.name if model is not None else self.picker.name  # an .onnx path records its stem
+        if not name:
+            return []
+        kept = scored_on(self.store.candidates(name), model, self.picker.chosen_data() if model is None else None)
+        return kept if include_intermediate else [c for c in kept if c.status != "intermediate"]
 
     def _on_settings(self, _change: Any = None) -> None:
         try:
@@ -258,6 +285,7 @@ class Workbench(w.VBox):
             return None
         try:
             name = self.picker.check()
+            data = self.picker.data_settings()
             recipe = self.recipe()
             budget = self.budget.budget()
         except WorkbenchError as e:
@@ -273,9 +301,17 @@ class Workbench(w.VBox):
         panel.started(f"starting {label}…")
         panel.status.show(f"Running {label} on {name}…", "info")
         self._run_future = self.worker.submit(
-            f"running {label}", self._run_job, name, recipe, budget, bench, ctx, self.is_lm
+            f"running {label}", self._run_job, name, recipe, budget, bench, ctx, self.is_lm, data
         )
         return self._run_future
+
+    def _remember_data(self, model: LoadedModel) -> None:
+        """Keep the data set the model was scored on in the store's recent list: the data box offers it again."""
+        try:
+            self.store.remember_dataset(model.info.get("dataset") or {})
+        except WorkbenchError:
+            return  # a store that cannot take it loses a suggestion, not the run
+        self.picker.refresh_recent()
 
     def cancel(self) -> bool:
         """Ask the running job to stop at its next step. False (and a message) when nothing runs."""
@@ -291,12 +327,20 @@ class Workbench(w.VBox):
         return self.worker.wait(timeout)
 
     def _run_job(
-        self, name: str, recipe: Recipe | None, budget: Budget, bench: BenchConfig, ctx: RunContext, lm: bool
+        self,
+        name: str,
+        recipe: Recipe | None,
+        budget: Budget,
+        bench: BenchConfig,
+        ctx: RunContext,
+        lm: bool,
+        data: dict[str, Any] | None = None,
     ) -> Candidate | None:
         panel = self.run_panel
         try:
-            model = self.picker.ensure_loaded(name)
+            model = self.picker.ensure_loaded(name, data)  # cached per model AND data
             base = run_baseline(model, store=self.store, bench=bench, ctx=ctx)
+            self._remember_data(model)
             self.refresh(current=base.id)  # streams in: the baseline shows before the recipe runs
             if recipe is not None and (model.task.name == LM_TASK) != lm:
                 # an id or path whose task was unknown until it loaded: its settings were the other kind's
@@ -362,13 +406,12 @@ class Workbench(w.VBox):
             return None
         try:
             name = self.picker.check()
+            data = self.picker.data_settings()
             budget = self.budget.budget()
         except WorkbenchError as e:
             panel.error.show(str(e), "error")
             return None
-        measured = [
-            c for c in self.store.candidates(name, include_intermediate=False) if c.ok and c.recipe.get("steps")
-        ]
+        measured = [c for c in self.candidates() if c.ok and c.recipe.get("steps")]
         folder = self.report_dir / re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
         recipe_files = []
         for c in measured:  # the panel's recipes are not registered names: hand them over as files
@@ -390,6 +433,11 @@ class Workbench(w.VBox):
             "n_eval": lm_spec.n_docs if lm_spec is not None else self.picker.n_eval,
             # the LM's eval protocol as loaded here: the report then finds these candidates in the store
             "load_options": {k: v for k, v in lm_spec.to_dict().items() if k != "n_docs"} if lm_spec else {},
+            # the data the model is scored on here: the report loads it on the same data
+            "data": data.get("data"),
+            "eval_data": data.get("eval_data"),
+            "task": data.get("task"),
+            "data_options": {k: v for k, v in data.items() if k not in ("data", "eval_data", "task")},
             "bench_warmup": bench.warmup,
             "bench_runs": bench.runs,
             "store": str(Path(str(self.store.path)).resolve()) if self.store.path != ":memory:" else None,

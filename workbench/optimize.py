@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,7 @@ def run_baseline(
     """Measure (or reuse) the unmodified FP32 model."""
     ctx = ctx or RunContext()
     key = recipe_key(model, None, bench)
+    store.remember_dataset(model.info.get("dataset") or {})  # the data box offers it again
     if reuse and (hit := store.find(key)):
         return hit
     art = model.baseline
@@ -169,6 +170,36 @@ def run_baseline(
     except WorkbenchError as e:
         return store.add(replace(cand, status="failed", error=f"{type(e).__name__}: {e}"))
     return store.add(replace(cand, metrics=metrics))
+
+
+def scored_on(
+    every: Sequence[Candidate], model: LoadedModel | None, data: Mapping[str, Any] | None = None
+) -> list[Candidate]:
+    """The candidates of ``every`` (one model name's) scored on the chosen data.
+
+    Their baseline (the root of their lineage) records the data set (``notes["data"]``): its sha256 must be the
+    loaded ``model``'s. Before a model is loaded, ``data`` (the ``load_model`` keywords typed) picks by the data
+    path; the bundled data (no ``data``) keeps every candidate recorded without a data set.
+    """
+    by_id = {c.id: c for c in every}
+
+    def used(c: Candidate) -> dict[str, Any]:
+        seen: set[str] = set()
+        while c.parent_id in by_id and c.id not in seen:
+            seen.add(c.id)
+            c = by_id[c.parent_id]
+        return c.notes.get("data") or {}
+
+    if model is not None:
+        sha = (model.info.get("dataset") or {}).get("sha256")
+        bundled = not model.load_spec.get("data")
+        return [c for c in every if (used(c).get("sha256") == sha if used(c) else bundled)]
+    if data is None:
+        return []
+    if not data.get("data"):
+        return [c for c in every if not used(c)]
+    path = str(data["data"])
+    return [c for c in every if used(c).get("source") in (path, str(Path(path).expanduser()))]
 
 
 def _data_note(model: LoadedModel) -> dict[str, Any]:
@@ -331,7 +362,6 @@ def optimize(
         if (a := r.adapted_to(model.baseline.kind)) is not None:
             a.validate_for(model.baseline.kind)
     base = run_baseline(model, store=store, bench=bench, ctx=ctx, reuse=reuse)
-    store.remember_dataset(model.info.get("dataset") or {})
     out = [base]
     if on_candidate:
         on_candidate(base)

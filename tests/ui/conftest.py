@@ -135,3 +135,26 @@ def jupyter_lab(lab_notebook):
     srv = LabServer(lab_notebook.parent, _isolated_env(lab_notebook.parent))
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def sensor_csv(lab_notebook) -> Path:
+    """A user's sensor log beside the notebook, ``motion.csv``: one row per time step (ax, ay, az), 40 ``window``
+    ids of 50 steps, an ``activity`` per window (walk: a 1.5 Hz swing, rest: noise; 20 each). The reader does not
+    guess ``activity`` as the label, nor ``window`` as the group: the user names them in the column options."""
+    import csv
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    t = np.arange(50) / 10
+    path = lab_notebook.parent / "motion.csv"
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["window", "ax", "ay", "az", "activity"])
+        for i in range(40):
+            act, amp = ("walk", 1.0) if i % 2 == 0 else ("rest", 0.05)
+            for k in range(50):
+                xyz = amp * np.sin(2 * np.pi * 1.5 * t[k] + np.arange(3)) + 0.05 * rng.standard_normal(3)
+                out.writerow([i, *(f"{v:.4f}" for v in xyz), act])
+    return path

@@ -1,5 +1,7 @@
 """End to end, as a student would: JupyterLab in headless Chromium, run the quickstart notebook, pick
-digits-cnn, slide the precision to INT8 dynamic, press Run, and watch the new point arrive in the chart."""
+digits-cnn, slide the precision to INT8 dynamic, press Run, and watch the new point arrive in the chart; then
+pick sensor-cnn, type their own sensor log (a CSV) into the data box, name its label and window columns in the
+data options, load it, read what was loaded (rows, labels, hash) and measure it too."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def wait_for(fn, what: str, timeout: float = 120.0):
     raise AssertionError(f"timed out waiting for {what}; last seen {last!r}")
 
 
-def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, page, test_artifacts):
+def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, sensor_csv, page, test_artifacts):
     from playwright.sync_api import expect
 
     # start on another model without loading it, so picking digits-cnn is a real choice
@@ -94,3 +96,34 @@ def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, page, test_artifact
 
     dash.scroll_into_view_if_needed()
     page.screenshot(path=str(test_artifacts / "dashboard_lab.png"), full_page=True)
+
+    # ---- the user's own data: typed in, its columns named, loaded, summarised, measured ----------------
+    model.select_option(label="sensor-cnn (series-classification)")
+    data_box = dash.locator("input[placeholder^='your data: file, folder or hub dataset id']")
+    data_box.fill(sensor_csv.name)  # relative to the notebook's folder (the kernel's cwd)
+    data_box.press("Enter")
+    expect(dash.locator(".wb-info", has_text="Press Load to load sensor-cnn on motion.csv")).to_be_visible()
+    dash.get_by_text("Data options: eval set, task, columns").click()  # unfold the column options
+    for label, value in (("Label column", "activity"), ("Group column", "window")):
+        box = dash.locator(".widget-text", has_text=label).locator("input")
+        box.fill(value)
+        box.press("Enter")
+    dash.locator("button[title^='Load the model on this data']").click()  # the Load beside the data box
+    info = dash.locator(".wb-model-info")
+    expect(info).to_contain_text("motion.csv")
+    expect(info).to_contain_text("rows40")  # label and value cells, as the page's text reads them
+    expect(info).to_contain_text("labels (2)rest: 20, walk: 20")
+    expect(info).to_contain_text("label = 'activity' (given)")
+    expect(info).to_contain_text("series = 'ax,ay,az' (detected)")
+    expect(info).to_contain_text("sha256")
+
+    dash.locator("button", has_text="Run").first.click()  # still INT8 dynamic: the baseline, then int8-dynamic
+    title, points = wait_for(
+        lambda: (lambda s: s if s[0] and s[0].startswith("sensor-cnn") and len(s[1]) == 2 else None)(
+            tradeoff_points(dash)
+        ),
+        "the baseline and int8-dynamic points of sensor-cnn on the user's data",
+    )
+    assert sorted(p[2] for p in points) == ["baseline", "int8-dynamic"], points
+    expect(dash.locator(".wb-ok", has_text="Done: int8-dynamic")).to_be_visible()
+    page.screenshot(path=str(test_artifacts / "dashboard_user_data.png"), full_page=True)
