@@ -104,3 +104,31 @@ def test_unknown_recipe_lists_known():
     with pytest.raises(wb.UnknownNameError) as e:
         wb.get_recipe("ort-int9")
     assert "ort-int8-dynamic" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "cls, field, value, words",
+    [
+        ("StaticInt8", "op_types", "MatMul", "write ('MatMul',)"),
+        ("StaticInt8", "per_channel", "no", "a bool"),
+        ("StaticInt8", "exclude", 42, "a str or a tuple of str"),
+        ("DynamicInt8", "per_channel", 1, "a bool"),
+        ("StructuredPrune", "finetune_steps", 2.5, "an int"),
+        ("StructuredPrune", "targets", "heads", "a tuple of str"),
+    ],
+)
+def test_every_config_field_is_type_checked(cls, field, value, words):
+    """A wrong type is refused with the field, the value and the type (never iterated or truth-tested)."""
+    import workbench as wb
+
+    with pytest.raises(wb.ConfigError) as e:
+        getattr(wb, cls)(**{field: value})
+    msg = str(e.value)
+    assert repr(field) in msg and repr(value) in msg and words in msg, msg
+
+
+def test_a_list_for_a_tuple_field_is_taken_as_a_tuple():
+    import workbench as wb
+
+    cfg = wb.StaticInt8(op_types=["MatMul", "Conv"])
+    assert cfg.op_types == ("MatMul", "Conv") and hash(cfg)

@@ -21,7 +21,15 @@ from typing import Any, ClassVar
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["PassConfig", "config_class", "config_kinds", "check_range", "check_choice", "check_reduce_range"]
+__all__ = [
+    "PassConfig",
+    "config_class",
+    "config_kinds",
+    "check_range",
+    "check_choice",
+    "check_reduce_range",
+    "check_types",
+]
 
 _CONFIGS: dict[str, type[PassConfig]] = {}
 
@@ -75,6 +83,7 @@ class PassConfig:
     summary: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
+        check_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -129,6 +138,96 @@ class PassConfig:
             if defaults is None or getattr(defaults, f.name) != v:
                 parts.append(f"{f.name}={v!r}")
         return f"{self.kind}({', '.join(parts)})" if parts else self.kind
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def check_types(cfg: Any) -> None:
+    """Every field of a config dataclass has its annotated type, or a ConfigError names the field.
+
+    ``op_types="MatMul"`` (a string where a tuple of names is wanted) would otherwise be iterated letter by
+    letter, and ``per_channel="no"`` would count as true. Lists given for tuple fields become tuples (configs are
+    frozen and hashable).
+    """
+    cls = type(cfg)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    hints = _HINTS[cls]
+    owner = cls.__name__
+    for f in dataclasses.fields(cfg):
+        hint = hints.get(f.name)
+        if hint is None:
+            continue
+        value = getattr(cfg, f.name)
+        if isinstance(value, list) and _wants_tuple(hint):
+            value = tuple(value)
+            object.__setattr__(cfg, f.name, value)
+        if not _conforms(value, hint):
+            extra = ""
+            if isinstance(value, str) and _wants_tuple(hint):
+                extra = f" (a single string is not a list of names: write ({value!r},))"
+            raise ConfigError(
+                f"The {f.name!r} parameter of {owner} must be {_type_text(hint)}. Got {value!r} "
+                f"({type(value).__name__}) instead{extra}."
+            )
+
+
+def _wants_tuple(hint: Any) -> bool:
+    if typing.get_origin(hint) is tuple or hint is tuple:
+        return True
+    return any(_wants_tuple(a) for a in typing.get_args(hint)) if _is_union(hint) else False
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if _is_union(hint):
+        return any(_conforms(value, a) for a in typing.get_args(hint))
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_conforms(v, a) for v, a in zip(value, args))
+    if origin in (list, dict):
+        return isinstance(value, origin)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # an annotation this check does not know: the config's own validate() decides
+
+
+def _type_text(hint: Any) -> str:
+    if _is_union(hint):
+        return " or ".join(_type_text(a) for a in typing.get_args(hint))
+    if hint is None or hint is type(None):
+        return "None"
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a tuple of {getattr(args[0], '__name__', str(args[0]))}"
+        return "a tuple (" + ", ".join(_type_text(a) for a in args) + ")"
+    names = {bool: "a bool (True or False)", int: "an int", float: "a float", str: "a str"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _all_defaulted(cls: type) -> bool:
