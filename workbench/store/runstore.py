@@ -62,6 +62,11 @@ class RunStore:
     """Append-only candidate store. Thread-safe; one connection per thread."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, timeout_s: float = 30.0):
+        if path is not None and (not isinstance(path, (str, os.PathLike)) or not str(path).strip()):
+            raise StoreError(
+                f"The run store path must be a non-empty path (str or os.PathLike), ':memory:', or None for "
+                f"$WORKBENCH_STORE / ./.workbench/runs.sqlite. Got {path!r} instead."
+            )
         self.path = ":memory:" if path == ":memory:" else Path(path or default_store_path()).expanduser()
         self._timeout = timeout_s
         self._local = threading.local()
