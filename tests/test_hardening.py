@@ -77,3 +77,10 @@ def test_cli_numbers_and_paths_are_checked(args, words, tmp_path):
     assert words in r.stderr and "Traceback" not in r.stderr
     if (tmp_path / "runs.sqlite").exists():  # nothing was measured
         assert wb.RunStore(tmp_path / "runs.sqlite").candidates() == []
+
+
+def test_optimize_without_recipes_runs_the_default_set():
+    """`workbench optimize MODEL` (and make demo) with no --recipe: the task's defaults, else DEFAULT_RECIPES."""
+    cands = wb.optimize("digits-cnn", store=":memory:", n_eval=30, bench=wb.BenchConfig(warmup=1, runs=3))
+    assert [c.recipe_name for c in cands] == ["baseline", *wb.DEFAULT_RECIPES]
+    assert all(c.status in ("ok", "degraded") for c in cands), [(c.recipe_name, c.error) for c in cands]

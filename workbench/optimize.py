@@ -363,7 +363,7 @@ def optimize(
     if threads is not None and bench.threads != threads:
         bench = replace(bench, threads=threads)
     ctx = ctx or RunContext()
-    defaults = getattr(model.task, "default_recipes", DEFAULT_RECIPES)  # e.g. the causal-LM task's lm-* recipes
+    defaults = getattr(model.task, "default_recipes", None) or DEFAULT_RECIPES  # e.g. the causal-LM task's lm-* recipes
     resolved = [get_recipe(r) for r in (defaults if recipes is None else recipes)]
     for r in resolved:  # validate everything before spending minutes on the first one
         if (a := r.adapted_to(model.baseline.kind)) is not None:

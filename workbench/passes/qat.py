@@ -1,6 +1,6 @@
 """Quantization-aware training: fine-tune with fake-quantized weights and activations, export INT8 ONNX.
 
-Every Conv2d / Linear gets a fake quantizer on its input (uint8, per tensor, range from calibration
+Every Conv1d / Conv2d / Linear gets a fake quantizer on its input (uint8, per tensor, range from calibration
 then a moving average while training) and on its weight (symmetric, per output channel, on a
 ``weight_bits`` grid). Gradients pass the rounding straight through (``torch.fake_quantize_*``), so
 the weights learn to sit where rounding hurts least. At low bit-widths that recovers most of what
@@ -164,7 +164,7 @@ def _wrap(module, bits: int, per_channel: bool, skip: tuple[str, ...]) -> list[A
     targets = [
         (n, m)
         for n, m in module.named_modules()
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))
         and n
         and not any(n == s or n.startswith(s + ".") for s in skip)
     ]
@@ -250,7 +250,9 @@ def _qat(art: Artifact, cfg: QuantAwareTraining, job: PassJob) -> Artifact:
     bits = min(cfg.weight_bits, 7) if reduce else cfg.weight_bits
     wrapped = _wrap(student, bits, cfg.per_channel, cfg.skip)
     if not wrapped:
-        raise ConfigError(f"qat found no Conv2d/Linear layer to quantize in {job.model.name!r} (skip={cfg.skip!r}).")
+        raise ConfigError(
+            f"qat found no Conv1d/Conv2d/Linear layer to quantize in {job.model.name!r} (skip={cfg.skip!r})."
+        )
     calib = job.model.data.calibration or job.model.data.train
     if calib is None or len(calib) == 0:
         raise PassError(

@@ -30,21 +30,42 @@ def _pass_through():
         nn.Hardswish,
         nn.Dropout,
         nn.Identity,
+        nn.MaxPool1d,
         nn.MaxPool2d,
+        nn.AvgPool1d,
         nn.AvgPool2d,
+        nn.AdaptiveAvgPool1d,
         nn.AdaptiveAvgPool2d,
+        nn.AdaptiveMaxPool1d,
+        nn.AdaptiveMaxPool2d,
         nn.BatchNorm1d,
         nn.BatchNorm2d,
         nn.Flatten,
     )
 
 
+def _dense_conv(m) -> bool:
+    import torch.nn as nn
+
+    return isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups == 1
+
+
+def _depthwise(m) -> bool:
+    """A depthwise convolution (one filter per channel, ``groups == in == out channels``): its channels follow the
+    producer's, so removing a producer channel removes that filter too."""
+    import torch.nn as nn
+
+    return isinstance(m, (nn.Conv1d, nn.Conv2d)) and 1 < m.groups == m.in_channels == m.out_channels
+
+
 def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Producer/consumer pairs whose shared units can be removed: ``[{producer, between, consumer, spatial}]``.
 
-    The data flow is traced with forward hooks on one real input: a pair only counts when the
-    consumer reads exactly the tensor the producer (through channel-wise layers) wrote, so models
-    whose forward does something else in between are left alone rather than broken.
+    Producers and consumers are Linear and Conv1d/Conv2d layers (groups 1); ``between`` are channel-wise layers
+    (activations, pooling, BatchNorm) and depthwise convolutions, which lose the same channels. The data flow is
+    traced with forward hooks on one real input: a pair only counts when the consumer reads exactly the tensor
+    the producer (through channel-wise layers) wrote, so models whose forward does something else in between are
+    left alone rather than broken.
     """
     import torch
     import torch.nn as nn
@@ -72,10 +93,14 @@ def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]
     passthrough = _pass_through()
     pairs = []
     for i, (name, m, _, out_id, _) in enumerate(records):
-        if not (isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1)):
+        if not (isinstance(m, nn.Linear) or _dense_conv(m)):
             continue
         between, cur, j = [], out_id, i + 1
-        while j < len(records) and records[j][2] == cur and isinstance(records[j][1], passthrough):
+        while (
+            j < len(records)
+            and records[j][2] == cur
+            and (isinstance(records[j][1], passthrough) or _depthwise(records[j][1]))
+        ):
             between.append(records[j][:2])
             cur = records[j][3]
             j += 1
@@ -85,11 +110,13 @@ def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]
         units = m.out_features if isinstance(m, nn.Linear) else m.out_channels
         if isinstance(c, nn.Linear) and c.in_features % units == 0:
             spatial = c.in_features // units
-        elif isinstance(c, nn.Conv2d) and c.groups == 1 and c.in_channels == units:
+        elif _dense_conv(c) and c.in_channels == units and c.weight.dim() == m.weight.dim():
             spatial = 1
         else:
             continue
         if spatial > 1 and not any(isinstance(b, nn.Flatten) for _, b in between):
+            continue
+        if any(_depthwise(b) and b.in_channels != units for _, b in between):
             continue
         pairs.append({"producer": (name, m), "between": between, "consumer": (cname, c), "spatial": spatial})
     return pairs
@@ -117,6 +144,11 @@ def _chain_scores(pair: dict, grads: dict | None) -> Any:
     s = term(p.weight, grads and grads.get(id(p.weight))).reshape(units, -1).sum(1)
     if p.bias is not None:
         s = s + term(p.bias, grads and grads.get(id(p.bias)))
+    for _, b in pair["between"]:  # a depthwise filter belongs to its channel
+        if _depthwise(b):
+            s = s + term(b.weight, grads and grads.get(id(b.weight))).reshape(units, -1).sum(1)
+            if b.bias is not None:
+                s = s + term(b.bias, grads and grads.get(id(b.bias)))
     cw = term(c.weight, grads and grads.get(id(c.weight)))
     cw = (
         cw.reshape(cw.shape[0], units, -1) if pair["spatial"] > 1 or cw.dim() > 2 else cw.reshape(cw.shape[0], units, 1)
@@ -139,6 +171,11 @@ def _prune_pair(pair: dict, keep) -> None:
         else:
             p.out_channels = len(keep)
         for _, b in pair["between"]:
+            if _depthwise(b):
+                b.weight = nn.Parameter(b.weight[keep].clone())
+                if b.bias is not None:
+                    b.bias = nn.Parameter(b.bias[keep].clone())
+                b.in_channels = b.out_channels = b.groups = len(keep)
             if isinstance(b, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 b.weight = nn.Parameter(b.weight[keep].clone())
                 b.bias = nn.Parameter(b.bias[keep].clone())
@@ -197,14 +234,21 @@ def _taylor_grads(module, job: PassJob, batches: int, batch_size: int, seed: int
     head = getattr(job.model.task, "head", None)
     module.eval()  # no dropout noise in the ranking
     module.zero_grad(set_to_none=True)
-    for _ in range(batches):
-        job.ctx.check()
-        idx = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
-        args = [torch.from_numpy(np.ascontiguousarray(train.inputs[n][idx])) for n in names]
-        out = module(*args)
-        if head is not None:
-            out = out @ torch.from_numpy(np.asarray(head.weight)).T + torch.from_numpy(np.asarray(head.bias))
-        torch.nn.functional.cross_entropy(out, torch.from_numpy(train.labels[idx])).backward()
+    prev_threads = torch.get_num_threads()
+    # as in train_student: a small model's ops are too short to split (2 threads on a busy 2-core box: 60x slower)
+    if param_count(module) < 5_000_000:
+        torch.set_num_threads(1)
+    try:
+        for _ in range(batches):
+            job.ctx.check()
+            idx = rng.choice(len(train), size=min(batch_size, len(train)), replace=False)
+            args = [torch.from_numpy(np.ascontiguousarray(train.inputs[n][idx])) for n in names]
+            out = module(*args)
+            if head is not None:
+                out = out @ torch.from_numpy(np.asarray(head.weight)).T + torch.from_numpy(np.asarray(head.bias))
+            torch.nn.functional.cross_entropy(out, torch.from_numpy(train.labels[idx])).backward()
+    finally:
+        torch.set_num_threads(prev_threads)
     grads = {id(p): p.grad.detach().clone() for p in module.parameters() if p.grad is not None}
     module.zero_grad(set_to_none=True)
     return grads
@@ -273,8 +317,8 @@ def shrink_width(
     if not pairs:
         raise ConfigError(
             f"structured pruning found no prunable structure in {job.model.name!r} ({type(module).__name__}): it "
-            "needs a BERT-like encoder (heads / FFN neurons) or two Conv2d/Linear layers in a row (channels / "
-            "hidden units). Use magnitude-prune for other models."
+            "needs a BERT-like encoder (heads / FFN neurons) or two Conv1d/Conv2d/Linear layers in a row (channels / "
+            "hidden units; depthwise convolutions in between follow). Use magnitude-prune for other models."
         )
     kept = {}
     scores = [_chain_scores(p, grads) for p in pairs]  # rank on the unpruned weights
