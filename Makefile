@@ -68,6 +68,7 @@ bench-all: bench
 	$(BIN)/python bench/bench_int8_range.py --lm
 	$(BIN)/python bench/bench_profile.py
 	$(BIN)/python bench/bench_harness.py
+	$(BIN)/python bench/bench_defaults.py
 
 clean:
 	rm -rf .workbench reports test-artifacts

@@ -201,6 +201,13 @@ for _r in (
         ("prune", "int8"),
     ),
     Recipe(
+        "prune-structured-int8-static",
+        (StructuredPrune(sparsity=0.5), _E, StaticInt8()),
+        "half the channels (or heads / FFN neurons) removed and fine-tuned, then static INT8 (QDQ, per-channel): "
+        "the INT8 path for CNNs, whose dynamic INT8 (ConvInteger) is slow on CPUs",
+        ("prune", "int8"),
+    ),
+    Recipe(
         "prune-distill-int8",
         (
             StructuredPrune(sparsity=0.5, targets=("ffn",), finetune_steps=0),
