@@ -228,3 +228,41 @@ def test_report_names_the_data_set(iris_onnx, iris_npz, tmp_path):
     d = wb.load_model(str(iris_onnx), data=str(iris_npz)).info["dataset"]
     assert str(iris_npz) in html and d["sha256"] in html
     assert "setosa: 50" in html
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory) -> Path:
+    """200 real MNIST digits (the last 1000 of the wheel's 5000 are mnist-dscnn's held-out part) as PNG files."""
+    from PIL import Image
+
+    from workbench.data.bundled import mnist_subset
+
+    ds = mnist_subset()
+    root = tmp_path_factory.mktemp("digits") / "photos"
+    for i in np.random.default_rng(3).choice(len(ds), 200, replace=False):
+        folder = root / ds.label_names[ds.labels[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((ds.arrays["pixels"][i, 0] * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def test_a_users_module_on_an_image_folder(digit_folder):
+    trained = wb.load_model("mnist-dscnn").baseline.module  # stands in for the user's own trained nn.Module
+    m = wb.from_module(trained, data=str(digit_folder), name="my-cnn", image_size=28, channels=1)
+    assert m.task.name == "image-classification" and m.data.eval.inputs["pixels"].shape[1:] == (1, 28, 28)
+    assert m.info["dataset"]["format"] == "image-folder"
+    (base,) = wb.optimize(m, [], store=":memory:", bench=wb.BenchConfig(warmup=1, runs=3))
+    assert base.metrics["accuracy"] >= 0.85
+    with pytest.raises(DataError) as e:
+        wb.from_module(trained, data=str(digit_folder))
+    assert "image_size" in str(e.value)
+
+
+def test_an_image_onnx_file_on_an_image_folder(digit_folder, tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    _, ort = wb.optimize("mnist-dscnn", ["ort-fp32"], store=store, n_eval=50, bench=wb.BenchConfig(warmup=1, runs=3))
+    m = wb.load_model(ort.artifact_path, data=str(digit_folder))
+    assert m.task.name == "image-classification"
+    assert m.data.eval.inputs["pixels"].shape[1:] == (1, 28, 28)  # size and channels read from the ONNX inputs
+    (base,) = wb.optimize(m, [], store=store, bench=wb.BenchConfig(warmup=1, runs=3))
+    assert base.metrics["accuracy"] >= 0.85

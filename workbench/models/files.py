@@ -69,7 +69,7 @@ def from_module(
         req = data_request(data, eval_data, task=_task_name(task), n_eval=n_eval, seed=seed, options=options)
         ds = req.data
         assert isinstance(ds, Dataset)
-        input_name = (input_names or (None,))[0]
+        input_name = (input_names or _forward_names(module) or (None,))[0]
         encode = _encoder_for(ds, name, input_name, image_size=image_size, channels=channels, mean=mean, std=std)
         spec_extra = {"image_size": image_size, "channels": channels, "mean": mean, "std": std}
         data = make_task_data(ds, encode, eval_data=req.eval_data, n_eval=n_eval, seed=seed, extra_spec=spec_extra)
@@ -80,6 +80,8 @@ def from_module(
         dataset_info = None
     task_obj = _task_object(task if task is not None else "classification", "from_module")
     names = tuple(input_names or data.eval.inputs.keys())
+    if len(names) == 1 and len(data.eval.inputs) == 1 and names[0] not in data.eval.inputs:
+        raise DataError(f"from_module: input_names {names} do not name the data's input {list(data.eval.inputs)}.")
     module.eval()
     weights = hashlib.sha256()
     for k, v in sorted(module.state_dict().items()):
@@ -94,6 +96,18 @@ def from_module(
         fingerprint=model_fingerprint(name, weights.hexdigest(), data.spec, len(data.eval)),
         info={"model_type": type(module).__name__.lower(), "dataset": dataset_info},
     )
+
+
+def _forward_names(module) -> tuple[str, ...]:
+    """The names of ``module.forward``'s positional parameters (the model's input names), () if unknown."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in params if p.kind in kinds)
 
 
 def _task_name(task: Task | str | None) -> str | None:
