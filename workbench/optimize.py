@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .core.artifact import Artifact, onnx_artifact
+from .core.artifact import Artifact, file_sha256, onnx_artifact
 from .core.context import RunContext
 from .core.env import fingerprint, u8s8_saturates
 from .core.errors import CancelledError, ConfigError, WorkbenchError
@@ -202,6 +202,29 @@ def scored_on(
     return [c for c in every if used(c).get("source") in (path, str(Path(path).expanduser()))]
 
 
+def artifact_intact(c: Candidate) -> bool:
+    """The candidate's recorded artifact is there and has its recorded sha256 (a truncated or altered file is not
+    reused: the candidate is made again). A candidate recorded without an artifact file is intact."""
+    if not c.artifact_path:
+        return True
+    path = Path(c.artifact_path)
+    if not path.exists():
+        return False
+    if not c.artifact_sha256:
+        return True  # recorded before artifacts were hashed: nothing to check against
+    try:
+        got = onnx_artifact(path).sha256() if path.suffix == ".onnx" else file_sha256(path)
+    except (WorkbenchError, OSError):  # unreadable or no longer an ONNX model
+        return False
+    return got == c.artifact_sha256
+
+
+def _read_only(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.chmod(0o444)
+
+
 def _data_note(model: LoadedModel) -> dict[str, Any]:
     """The baseline records which data set it was scored on (the report and ``workbench runs --json`` show it)."""
     d = model.info.get("dataset")
@@ -241,7 +264,7 @@ def run_recipe(
     memo = {} if memo is None else memo
     env = fingerprint(bench.effective_threads)
     final_key = candidate_key(model, [s.to_dict() for s in recipe.steps], bench.threads, bench)
-    if reuse and (hit := store.find(final_key)):
+    if reuse and (hit := store.find(final_key)) and artifact_intact(hit):
         return hit
 
     art, parent_id = model.baseline, baseline.id
@@ -273,8 +296,7 @@ def run_recipe(
             and reuse
             and (prev := store.find(key, ("intermediate", "ok", "degraded")))
             and prev.runtime == "onnxruntime"
-            and prev.artifact_path
-            and Path(prev.artifact_path).exists()
+            and artifact_intact(prev)
         ):
             art, parent_id = onnx_artifact(Path(prev.artifact_path), **prev.notes), prev.id
             memo[key] = (art, parent_id)
@@ -290,6 +312,7 @@ def run_recipe(
                 tmp_dir.mkdir(parents=True, exist_ok=True)
                 out = _save_torch(out, tmp_dir)
             build_s = time.monotonic() - t0
+            _read_only(tmp_dir)  # recorded artifacts are inputs from now on, never written again
             tmp_dir.replace(final_dir)  # atomic: the artifact appears complete or not at all
             if out.path is not None and tmp_dir in out.path.parents:
                 out = replace(out, path=final_dir / out.path.relative_to(tmp_dir))

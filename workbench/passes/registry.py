@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,11 +91,29 @@ def apply_pass(artifact: Artifact, cfg: PassConfig, job: PassJob) -> Artifact:
             )
         )
     job.ctx.check()
+    mirror = _private_input(artifact)
     try:
-        out = handler_for(cfg)(artifact, cfg, job)
+        out = handler_for(cfg)(artifact if mirror is None else mirror[1], cfg, job)
     except Exception:
         if job.workdir is not None:
             shutil.rmtree(job.workdir, ignore_errors=True)  # no half-written artifact survives
         raise
+    finally:
+        if mirror is not None:
+            shutil.rmtree(mirror[0], ignore_errors=True)
+    if mirror is not None and out.path is not None and mirror[0] in out.path.parents:
+        raise PassError(f"Pass {cfg.kind!r} returned its input instead of a new artifact in its work folder.")
     job.ctx.check()
     return out
+
+
+def _private_input(artifact: Artifact) -> tuple[Path, Artifact] | None:
+    """An ONNX input seen through a private folder of links to its files, so nothing a pass (or ONNX Runtime's
+    quantizer, which writes ``<input>-inferred.onnx`` beside its input) writes lands in the recorded folder."""
+    if artifact.kind != "onnx" or artifact.path is None or not artifact.path.is_file():
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="wb-input-"))
+    src = artifact.path.parent.resolve()
+    for f in src.iterdir():
+        (folder / f.name).symlink_to(f, target_is_directory=f.is_dir())
+    return folder, replace(artifact, path=folder / artifact.path.name)

@@ -92,6 +92,22 @@ class RunStore:
                 c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
         except sqlite3.DatabaseError as e:
             raise StoreError(f"Cannot open the run store {self.path}: {e}") from None
+        self.clean_stale_work()
+
+    def clean_stale_work(self) -> list[Path]:
+        """Remove the work folders (``artifacts/.tmp-<id>-<pid>``) that runs killed mid-pass left behind."""
+        if self.path == ":memory:" or not self.artifacts_dir.is_dir():
+            return []
+        removed = []
+        for d in self.artifacts_dir.glob(".tmp-*-*"):
+            pid = d.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            import shutil
+
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+        return removed
 
     @property
     def artifacts_dir(self) -> Path:
@@ -262,3 +278,13 @@ def _json_list(text: str) -> list[dict[str, Any]]:
     except (TypeError, ValueError):
         return []
     return [r for r in v if isinstance(r, dict)] if isinstance(v, list) else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
