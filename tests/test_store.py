@@ -121,5 +121,58 @@ def test_unwritable_store_path(tmp_path):
 def test_not_a_database(tmp_path):
     bad = tmp_path / "runs.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(wb.StoreError, match="Cannot open the run store"):
+    with pytest.raises(wb.StoreError, match="cannot be used") as e:
         wb.RunStore(bad)
+    assert "Move it aside" in str(e.value)
+    assert bad.read_bytes() == b"this is not sqlite" * 100  # untouched
+
+
+def _store_with_candidates(path, n: int = 40) -> list:
+    store = wb.RunStore(path)
+    cands = [
+        wb.Candidate(
+            id=wb.Candidate.new_id(), key=f"k{i}", model="m", recipe_name="r", recipe={}, runtime="torch",
+            status="ok", metrics={"p50_ms": float(i), "pad": "x" * 2000},
+        )
+        for i in range(n)
+    ]  # fmt: skip
+    for c in cands:
+        store.add(c)
+    store.close()
+    return cands
+
+
+def test_a_damaged_database_is_detected_at_open(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite"
+    _store_with_candidates(path)
+    c = sqlite3.connect(path)
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+    raw = bytearray(path.read_bytes())
+    page = 4096
+    for off in range(page, len(raw), page):  # scribble over the b-tree header of every page but the first
+        raw[off : off + 12] = b"\x07" * 12
+    path.write_bytes(bytes(raw))
+    with pytest.raises(wb.StoreError) as e:
+        wb.RunStore(path)
+    assert "damaged" in str(e.value) or "malformed" in str(e.value), str(e.value)
+
+
+def test_a_full_disk_says_so_and_keeps_every_record(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    kept = _store_with_candidates(path, 5)
+    store = wb.RunStore(path)
+    conn = store._conn()  # a full disk, emulated: SQLite may not grow the file any more
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = wb.Candidate(
+        id=wb.Candidate.new_id(), key="big", model="m", recipe_name="r", recipe={}, runtime="torch", status="ok",
+        metrics={"pad": "x" * 200_000},
+    )  # fmt: skip
+    with pytest.raises(wb.StoreError) as e:
+        store.add(big)
+    msg = str(e.value)
+    assert "No space left" in msg and "cannot rollback" not in msg, msg
+    assert {c.id for c in wb.RunStore(path).candidates()} == {c.id for c in kept}

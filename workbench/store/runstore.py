@@ -90,8 +90,16 @@ class RunStore:
                 if "task" not in cols:  # a store written before candidates recorded their task
                     c.execute("ALTER TABLE candidates ADD COLUMN task TEXT NOT NULL DEFAULT ''")
                 c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,))
+                if self.path != ":memory:":
+                    verdict = c.execute("PRAGMA quick_check(1)").fetchone()[0]
+                    if verdict != "ok":
+                        raise sqlite3.DatabaseError(f"integrity check: {verdict}")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"Cannot open the run store {self.path}: {e}") from None
+            raise StoreError(
+                f"The run store {self.path} cannot be used: {e}. It is damaged or not a run store; it was not "
+                f"changed. Move it aside (mv {self.path} {self.path}.damaged) to start a new store, and keep the "
+                "damaged file to recover records from it (sqlite3 .recover)."
+            ) from None
         self.clean_stale_work()
 
     def clean_stale_work(self) -> list[Path]:
@@ -135,6 +143,26 @@ class RunStore:
         return c
 
     # ---- writing -------------------------------------------------------------------------
+    def _transaction(self, work) -> None:
+        """Run ``work(connection)`` in one write transaction; a failure names its real cause (a full disk, a
+        damaged file) instead of the follow-up "cannot rollback" that SQLite gives once it rolled back itself."""
+        c = self._conn()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                work(c)
+                c.execute("COMMIT")
+            except BaseException:
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite already rolled back (SQLITE_FULL, SQLITE_IOERR): keep the first error
+                raise
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as e:
+            raise StoreError(_write_error(self.path, e)) from None
+
     def add(self, cand: Candidate) -> Candidate:
         row = cand.to_dict()
         for k in _JSON_COLS:
@@ -142,20 +170,13 @@ class RunStore:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         try:
-            c = self._conn()
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                c.execute(f"INSERT INTO candidates ({cols}) VALUES ({marks})", tuple(row.values()))
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+            self._transaction(
+                lambda c: c.execute(f"INSERT INTO candidates ({cols}) VALUES ({marks})", tuple(row.values()))
+            )
         except sqlite3.IntegrityError as e:
             raise StoreError(
                 f"Candidate {cand.id} is already in the store: records are never overwritten ({e})."
             ) from None
-        except sqlite3.OperationalError as e:
-            raise StoreError(f"Cannot write to the run store {self.path}: {e}") from None
         return cand
 
     #: how many data sets ``recent_datasets`` keeps
@@ -167,27 +188,24 @@ class RunStore:
             return  # bundled or synthetic data: nothing a user would pick again
         entry = {k: info.get(k) for k in ("source", "format", "kind", "rows", "columns", "labels", "sha256")}
         entry["used_at"] = time.time()
-        try:
-            c = self._conn()
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                row = c.execute("SELECT v FROM meta WHERE k = 'recent_datasets'").fetchone()
-                recent = _json_list(row[0] if row else "[]")
-                recent = [entry] + [r for r in recent if r.get("source") != entry["source"]]
-                c.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('recent_datasets', ?)",
-                    (json.dumps(recent[: self.RECENT_DATASETS], default=str),),
-                )
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as e:
-            raise StoreError(f"Cannot write to the run store {self.path}: {e}") from None
+
+        def work(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT v FROM meta WHERE k = 'recent_datasets'").fetchone()
+            recent = _json_list(row[0] if row else "[]")
+            recent = [entry] + [r for r in recent if r.get("source") != entry["source"]]
+            c.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('recent_datasets', ?)",
+                (json.dumps(recent[: self.RECENT_DATASETS], default=str),),
+            )
+
+        self._transaction(work)
 
     def recent_datasets(self) -> list[dict[str, Any]]:
         """The data sets models were last scored on, newest first (source, format, kind, rows, labels, sha256)."""
-        row = self._conn().execute("SELECT v FROM meta WHERE k = 'recent_datasets'").fetchone()
+        try:
+            row = self._conn().execute("SELECT v FROM meta WHERE k = 'recent_datasets'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Cannot read the run store {self.path}: {e}") from None
         return _json_list(row[0] if row else "[]")
 
     # ---- reading -------------------------------------------------------------------------
@@ -288,3 +306,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _write_error(path: Any, e: sqlite3.DatabaseError) -> str:
+    text = str(e)
+    if "full" in text or "no space" in text.lower():
+        return (
+            f"No space left for the run store {path} ({text}): nothing was written, and every record already in "
+            "the store is intact. Free some disk space (or point WORKBENCH_STORE elsewhere) and run again."
+        )
+    if "readonly" in text or "read-only" in text:
+        return f"The run store {path} is read-only ({text}). Set WORKBENCH_STORE or pass store= to a writable path."
+    if "locked" in text or "busy" in text:
+        return f"The run store {path} stayed locked by another process ({text}); run again when it is done."
+    return f"Cannot write to the run store {path}: {text}"
