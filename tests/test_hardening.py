@@ -186,3 +186,69 @@ def test_processes_reusing_one_stored_intermediate_do_not_race(tmp_path):
     for c in _intermediates(wb.RunStore(store_path), "digits-cnn"):
         assert _folder_state(c.artifact_path) == before[c.id]
         assert not any("-inferred" in n for n in before[c.id])
+
+
+# ---- no raw tracebacks from user input ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> Path:
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from workbench.models.hf import minilm_path
+
+    d = tmp_path_factory.mktemp("bad")
+    cfg = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    BertModel(cfg).save_pretrained(d / "no-tokenizer")  # config and weights, no tokenizer files
+    shutil.copytree(minilm_path(), d / "garbage-weights")
+    for f in (d / "garbage-weights").glob("*.safetensors"):
+        f.write_bytes(b"\x00not safetensors" * 64)
+    (d / "binary.json").write_bytes(bytes(range(256)))
+    (d / "folder.json").mkdir()
+    (d / "a_file").write_text("x")
+    return d
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["optimize", "{d}/no-tokenizer", "--recipe", "ort-fp32"], "has no usable tokenizer"),
+        (["optimize", "{d}/garbage-weights", "--recipe", "ort-fp32"], "Cannot read the weights"),
+        (["optimize", "digits-cnn", "--recipe", "{d}/binary.json"], "is not a text file"),
+        (["optimize", "digits-cnn", "--recipe", "{d}/folder.json"], "is a folder, not a recipe file"),
+        (["report", "digits-cnn", "-o", "{d}/a_file/report.html"], "Cannot create the report folder"),
+        (["report", "digits-cnn", "-p", "n_eval", "abc"], "'n_eval' must be Optional[int]"),
+    ],
+)
+def test_bad_user_input_is_one_line_not_a_traceback(args, words, bad_inputs, tmp_path):
+    r = _cli(*[a.format(d=bad_inputs) for a in args], cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_module_whose_forward_raises_is_a_failed_baseline():
+    import numpy as np
+    import torch
+
+    class Broken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            raise RuntimeError("shape mismatch in my layer")
+
+    split = wb.Split({"x": np.zeros((8, 4), np.float32)}, np.zeros(8, np.int64))
+    m = wb.from_module(Broken(), wb.TaskData(None, split, split), name="broken")
+    (base,) = wb.optimize(m, [], store=":memory:", bench=wb.BenchConfig(warmup=1, runs=3))
+    assert base.status == "failed" and "shape mismatch in my layer" in base.error and "ModelRunError" in base.error
+
+
+def test_from_module_with_an_unknown_task_names_the_valid_ones():
+    import numpy as np
+    import torch
+
+    split = wb.Split({"x": np.zeros((4, 3), np.float32)})
+    with pytest.raises(wb.WorkbenchError) as e:
+        wb.from_module(torch.nn.Linear(3, 2), wb.TaskData(None, split, split), task="regression")
+    assert "'regression'" in str(e.value) and "'classification'" in str(e.value)

@@ -101,6 +101,9 @@ def _cmd_optimize(args) -> int:
     else:
         print(format_table(candidate_rows(cands)))
         print(f"\n{len(cands)} candidates recorded in {store.path}")
+    if cands and cands[0].status == "failed":  # nothing can be compared with a baseline that did not run
+        print(f"workbench: error: the FP32 baseline of {model.name} failed: {cands[0].error}", file=sys.stderr)
+        return 1
     return 1 if any(c.status == "failed" for c in cands) and args.strict else 0
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "RecipeError",
     "CancelledError",
     "StoreError",
+    "ModelRunError",
 ]
 
 
@@ -51,6 +52,10 @@ class ModelLoadError(WorkbenchError):
 
 class DataError(WorkbenchError, ValueError):
     """Evaluation or calibration data is missing, empty or of the wrong shape."""
+
+
+class ModelRunError(WorkbenchError):
+    """The model itself failed on its inputs (its forward raised, ONNX Runtime refused the feed)."""
 
 
 class PassError(WorkbenchError):

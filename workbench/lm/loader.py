@@ -162,8 +162,10 @@ def load_causal_lm(
     try:
         tok = AutoTokenizer.from_pretrained(name, **kw)
         module = AutoModelForCausalLM.from_pretrained(name, use_safetensors=True, dtype=torch.float32, **kw)
-    except OSError as e:
-        raise ModelLoadError(f"Cannot load {name!r} (safetensors weights and a tokenizer are required): {e}") from None
+    except Exception as e:  # missing tokenizer files, garbage weights (safetensors' own errors)
+        raise ModelLoadError(
+            f"Cannot load {name!r} (safetensors weights and a tokenizer are required): {type(e).__name__}: {e}"
+        ) from None
     module.eval()
     context = int(getattr(config, "max_position_embeddings", 0) or 0) or None
     eos = getattr(module.generation_config, "eos_token_id", None)

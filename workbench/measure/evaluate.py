@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.context import RunContext
-from ..core.errors import DataError
+from ..core.errors import DataError, ModelRunError, WorkbenchError
 from ..data.splits import Split
 
 __all__ = [
@@ -52,7 +52,13 @@ def predict(
     if ctx:
         ctx.begin(stage, total=n_batches)
     for b in split.batches(batch_size):
-        outs.append(runner(b.inputs))
+        try:
+            outs.append(runner(b.inputs))
+        except WorkbenchError:
+            raise
+        except Exception as e:  # the model's own code or ONNX Runtime refused these inputs
+            shapes = {k: f"{tuple(v.shape)} {v.dtype}" for k, v in b.inputs.items()}
+            raise ModelRunError(f"The model failed on its inputs {shapes}: {type(e).__name__}: {e}") from None
         if ctx:
             ctx.step()
     out = np.concatenate(outs, axis=0)

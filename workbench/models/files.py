@@ -185,10 +185,15 @@ def _synthetic_data(path: Path, n: int, seed: int) -> TaskData:
             arr = rng.integers(0, 100, size=dims).astype(dtype)
             if "mask" in name:
                 arr = np.ones(dims, dtype=dtype)
-        elif dtype == "float32":
-            arr = rng.standard_normal(dims).astype(np.float32)
+        elif dtype in ("float32", "float16", "float64"):
+            arr = rng.standard_normal(dims).astype(dtype)
+        elif dtype == "bool":
+            arr = rng.random(dims) < 0.5
         else:
-            raise DataError(f"Cannot make synthetic data for input {name!r} of element type {dtype}; pass data=.")
+            raise DataError(
+                f"Cannot make random inputs for the input {name!r} of {path.name} (element type {dtype}): pass real "
+                f"inputs, data= (--data inputs.npz holding an array named {name!r} of that type)."
+            )
         inputs[name] = arr
     split = Split(inputs)
     return TaskData(

@@ -315,6 +315,20 @@ def _no_labels_note(ds: Dataset) -> Dataset:
     return replace(ds, notes=(*ds.notes, note))
 
 
+def load_tokenizer(path: str, load_kw: dict | None = None):
+    """The model's own tokenizer (no remote code), or a ModelLoadError saying which files are missing."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False, **(load_kw or {}))
+    except Exception as e:  # no vocab file: transformers fails deep inside with a TypeError
+        raise ModelLoadError(
+            f"{path} has no usable tokenizer ({type(e).__name__}: {e}). A text model folder needs its tokenizer "
+            "files (tokenizer.json or vocab.txt, tokenizer_config.json): save them beside the weights with "
+            "AutoTokenizer.from_pretrained(...).save_pretrained(folder)."
+        ) from None
+
+
 def _with_head(auto_cls, path: str, load_kw: dict):
     """``auto_cls.from_pretrained`` (safetensors, eager attention, no remote code), in eval mode; raises when the
     checkpoint has no trained head, which transformers would silently start from random weights."""
@@ -330,6 +344,8 @@ def _with_head(auto_cls, path: str, load_kw: dict):
         raise ModelLoadError(f"Cannot load {path!r} (safetensors weights are required): {e}") from None
     except ValueError as e:  # an architecture the Auto class does not map, a config it cannot read
         raise ModelLoadError(f"Cannot load {path!r} as {auto_cls.__name__}: {e}") from None
+    except Exception as e:  # garbage weights: safetensors' own errors, truncated headers
+        raise ModelLoadError(f"Cannot read the weights of {path!r} ({type(e).__name__}: {e}).") from None
     prefix = getattr(model, "base_model_prefix", "") or ""
     missing = [k for k in loading.get("missing_keys", []) if not (prefix and k.startswith(prefix + "."))]
     if missing:
@@ -434,7 +450,7 @@ def _text_classifier(
     max_length: int,
     load_kw: dict,
 ) -> LoadedModel:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     labels = _model_labels(config)
     arch = ", ".join(getattr(config, "architectures", None) or []) or "text classifier"
@@ -448,10 +464,7 @@ def _text_classifier(
         )
     if isinstance(data, Dataset):
         _check_kind(data, "text", path, f"a text classifier ({arch})", "data= / --data FILE --text-column C")
-    try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **load_kw)
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"Cannot load the tokenizer of {path!r}: {e}") from None
+    tok = load_tokenizer(path, load_kw)
     model = _with_head(AutoModelForSequenceClassification, path, load_kw)
     if tok.pad_token is None and tok.eos_token is not None:  # GPT-style classifiers: pad with EOS
         tok.pad_token = tok.eos_token
@@ -573,7 +586,7 @@ def _encoder_model(
 ) -> LoadedModel:
     """Any encoder checkpoint, scored through a frozen linear head trained once on FP32 embeddings of the
     training texts: the user's labelled texts when ``data`` is given, else BBC News topics."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     load_kw = load_kw or {}
     if isinstance(data, Dataset):
@@ -583,13 +596,15 @@ def _encoder_model(
                 f"{data.source}: an encoder is scored through a linear head trained on labelled texts, and this "
                 "data set has no labels. Name the label column (label_column= / --label-column C)."
             )
+    tok = load_tokenizer(path, load_kw)
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **load_kw)
         encoder = AutoModel.from_pretrained(
             path, trust_remote_code=False, use_safetensors=True, attn_implementation="eager", **load_kw
         )
     except OSError as e:
         raise ModelLoadError(f"Cannot load {path!r} (safetensors weights are required): {e}") from None
+    except Exception as e:  # garbage weights: safetensors' own errors, truncated headers
+        raise ModelLoadError(f"Cannot read the weights of {path!r} ({type(e).__name__}: {e}).") from None
     encoder.eval()
     module = MeanPooledEncoder(encoder).eval()
     weights = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []

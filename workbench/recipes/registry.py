@@ -143,9 +143,17 @@ def list_recipes() -> list[Recipe]:
 def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"No recipe file at {p}.") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{p} is a folder, not a recipe file (a JSON file with 'name' and 'steps').") from None
+    except UnicodeDecodeError:
+        raise RecipeError(
+            f"{p} is not a text file (not UTF-8): a recipe is a JSON file with 'name' and 'steps'."
+        ) from None
+    except OSError as e:
+        raise RecipeError(f"Cannot read the recipe file {p}: {e.strerror or e}.") from None
     except json.JSONDecodeError as e:
         raise RecipeError(f"{p} is not valid JSON: {e}") from None
     return Recipe.from_dict(data, source=p.name)

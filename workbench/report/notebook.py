@@ -92,8 +92,35 @@ def _coerce(name: str, value: Any, spec: dict[str, Any]) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and ("float" in kind or isinstance(default, float)):
         return float(value)
     if isinstance(value, Path):
-        return str(value)
+        value = str(value)
+    if not _type_ok(value, kind):
+        raise ConfigError(
+            f"The report parameter {name!r} must be {kind} ({spec.get('help') or 'see the parameters cell'}). "
+            f"Got {value!r} instead."
+        )
     return value
+
+
+_TYPE_CHECKS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
+}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    """``value`` fits the template's annotation (``int``, ``Optional[float]``, ``list``...; others: anything)."""
+    k = kind.replace(" ", "")
+    optional = k.startswith("Optional[") and k.endswith("]")
+    if optional:
+        k = k[len("Optional[") : -1]
+    if value is None:
+        return optional or k not in _TYPE_CHECKS
+    check = _TYPE_CHECKS.get(k.split("[", 1)[0].lower())
+    return True if check is None else check(value)
 
 
 def _check_parameters(model: str, parameters: dict[str, Any], spec: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -147,7 +174,12 @@ def run_report(
     if html_path.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"The 'output_html' parameter of run_report must end in .html. Got {str(html_path)!r}.")
     nb_path = html_path.with_suffix(".ipynb")
-    html_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"Cannot create the report folder {html_path.parent} ({e.strerror or e}): pick another output path (-o)."
+        ) from None
 
     t0 = time.monotonic()
     error = failed = None
