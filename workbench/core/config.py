@@ -214,6 +214,10 @@ def _conforms(value: Any, hint: Any) -> bool:
 
 
 def _type_text(hint: Any) -> str:
+    args = typing.get_args(hint) if _is_union(hint) else ()
+    if bool in args and all(a is bool or typing.get_origin(a) is typing.Literal for a in args):
+        literals = [v for a in args if a is not bool for v in typing.get_args(a)]
+        return "True, False or " + " or ".join(map(repr, literals))
     if _is_union(hint):
         return " or ".join(_type_text(a) for a in typing.get_args(hint))
     if hint is None or hint is type(None):

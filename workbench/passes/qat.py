@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class QuantAwareTraining(PassConfig):
     opset: int = 17
     #: 8-bit weights on a 7-bit grid where ONNX Runtime's u8s8 kernels saturate (x86 without VNNI):
     #: "auto" decides from this CPU, so the exported model computes exactly what PyTorch trained
-    reduce_range: bool | str = "auto"
+    reduce_range: bool | Literal["auto"] = "auto"
 
     def validate(self) -> None:
         check_reduce_range("QuantAwareTraining", self.reduce_range)

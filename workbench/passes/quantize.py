@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from ..core.artifact import Artifact, onnx_artifact
 from ..core.config import PassConfig, check_choice, check_range, check_reduce_range
@@ -36,7 +36,7 @@ class DynamicInt8(PassConfig):
     per_channel: bool = True
     #: 7-bit weights: "auto" uses them exactly where ONNX Runtime's u8s8 kernels saturate (x86 without
     #: VNNI, see workbench.core.env.u8s8_saturates); True/False force the choice
-    reduce_range: bool | str = "auto"
+    reduce_range: bool | Literal["auto"] = "auto"
     weight_type: str = "qint8"
     #: None quantizes every op type dynamic quantization supports (MatMul, Attention, Gather, ...)
     op_types: tuple[str, ...] | None = None
@@ -132,7 +132,7 @@ class StaticInt8(PassConfig):
     op_types: tuple[str, ...] = ("MatMul", "Conv", "Gemm")
     percentile: float = 99.999
     #: as DynamicInt8.reduce_range: 7-bit weights where ONNX Runtime's u8s8 kernels saturate
-    reduce_range: bool | str = "auto"
+    reduce_range: bool | Literal["auto"] = "auto"
 
     def validate(self) -> None:
         check_reduce_range("StaticInt8", self.reduce_range)
