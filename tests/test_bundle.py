@@ -89,9 +89,20 @@ def _fake_result(cand, **changes):
         ({"samples_ms": []}, "non-empty list"),
         ({"max_abs_diff_vs_host": 3.0}, "outputs differ from the host's by 3"),
         ({"format": 99}, "format 99"),
+        ({"samples_ms": [1.0, float("nan")]}, "finite positive"),
+        ({"samples_ms": [1.0, -2.0]}, "finite positive"),
+        ({"samples_ms": [1.0, "2"]}, "finite positive"),
+        ({"samples_ms": [True, 1.0]}, "finite positive"),
+        ({"threads": 2.5}, "'threads' must be a positive int"),
+        ({"threads": "4"}, "'threads' must be a positive int"),
+        ({"device": 42}, "'device' must be an object or a name"),
+        ({"max_abs_diff_vs_host": "0"}, "must be a finite number"),
     ],
-    ids=["sha", "unknown-id", "key", "no-samples", "parity", "format"],
-)
+    ids=[
+        "sha", "unknown-id", "key", "no-samples", "parity", "format", "nan", "negative", "text", "bool",
+        "float-threads", "text-threads", "device", "text-diff",
+    ],
+)  # fmt: skip
 def test_mismatched_result_is_refused_with_reason(store, int8, changes, reason):
     n = len(store.candidates())
     with pytest.raises(BundleError, match=reason):
@@ -123,3 +134,29 @@ def test_cli_bundle_and_import(digits_model, store, int8, tmp_path, device_pytho
     assert "host" in table and "phone" in table
     assert main(["--store", str(store.path), "bundle", int8.id, "-o", str(out)]) == 2  # exists: refused, not clobbered
     assert (out / "result.json").exists()
+
+
+def test_a_result_is_imported_once_and_never_for_a_failed_candidate(store, int8, tmp_path):
+    from dataclasses import replace
+
+    res = _fake_result(int8, measured_at="2026-12-01T10:00:00")
+    import_bundle_result(res, store)
+    n = len(store.candidates())
+    with pytest.raises(BundleError, match="already recorded"):
+        import_bundle_result(res, store)
+    failed = store.add(replace(int8.derive(key="failed-one"), status="failed", error="boom"))
+    with pytest.raises(BundleError, match="is failed"):
+        import_bundle_result({**res, "candidate_id": failed.id, "candidate_key": failed.key}, store)
+    assert len(store.candidates()) == n + 1  # only the failed candidate added above
+    bad = tmp_path / "result.json"
+    bad.write_bytes(b"\xff\xfe not utf-8 \x80")
+    with pytest.raises(BundleError, match="not UTF-8"):
+        import_bundle_result(bad, store)
+
+
+@pytest.mark.parametrize("kw", [{"runs": 0}, {"warmup": -1}, {"threads": 0}])
+def test_a_bundle_refuses_bad_counts(digits_model, store, int8, tmp_path, kw):
+    import workbench as wb
+
+    with pytest.raises(wb.ConfigError):
+        export_bundle(int8, tmp_path / "b", digits_model, **kw)

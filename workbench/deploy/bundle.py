@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import shutil
 import time
@@ -140,6 +141,12 @@ def export_bundle(
     overwrite: bool = False,
 ) -> Path:
     """Write the bench bundle of an ONNX candidate to ``out_dir`` and return the folder."""
+    from ..core.config import check_range
+
+    check_range("export_bundle", "runs", runs, 1, 100_000, integer=True)
+    check_range("export_bundle", "warmup", warmup, 0, 10_000, integer=True)
+    if threads is not None:
+        check_range("export_bundle", "threads", threads, 1, 1024, integer=True)
     if isinstance(candidate, str):
         if store is None:
             raise BundleError("export_bundle got a candidate id: pass store= to look it up.")
@@ -214,6 +221,10 @@ def _artifact_sha(folder: Path) -> str:
     return h.hexdigest()
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _refuse(reason: str) -> BundleError:
     return BundleError(f"Device result refused: {reason}. Nothing was recorded.")
 
@@ -233,9 +244,13 @@ def import_bundle_result(
     """
     if isinstance(result, (str, Path)):
         try:
-            data = json.loads(Path(result).read_text())
+            data = json.loads(Path(result).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise BundleError(f"No device result at {result}.") from None
+        except UnicodeDecodeError:
+            raise _refuse(f"{result} is not UTF-8 text: a result.json written by run_bench.py is") from None
+        except OSError as e:
+            raise _refuse(f"cannot read {result}: {e.strerror or e}") from None
         except json.JSONDecodeError as e:
             raise _refuse(f"{result} is not valid JSON ({e})") from None
     else:
@@ -263,10 +278,26 @@ def import_bundle_result(
         )
     if data.get("candidate_key") not in (None, host.key):
         raise _refuse(f"candidate key {data.get('candidate_key')!r} does not match {host.key!r}")
+    if host.status not in ("ok", "degraded"):
+        raise _refuse(f"candidate {host.id} is {host.status}: only a measured candidate gets device measurements")
     samples = data["samples_ms"]
-    if not isinstance(samples, list) or not samples or not all(isinstance(x, (int, float)) for x in samples):
-        raise _refuse("'samples_ms' must be a non-empty list of numbers")
+    if (
+        not isinstance(samples, list)
+        or not samples
+        or not all(_number(x) and math.isfinite(x) and x > 0 for x in samples)
+    ):
+        raise _refuse("'samples_ms' must be a non-empty list of finite positive numbers (milliseconds)")
+    threads = data.get("threads")
+    if threads is not None and not (_number(threads) and isinstance(threads, int) and threads >= 1):
+        raise _refuse(f"'threads' must be a positive int, got {threads!r}")
+    for k in ("measured_at", "candidate_key"):
+        if data.get(k) is not None and not isinstance(data[k], (str, int, float)):
+            raise _refuse(f"'{k}' must be a string or a number, got {type(data[k]).__name__}")
+    if not isinstance(data["device"], (dict, str)):
+        raise _refuse(f"'device' must be an object or a name, got {type(data['device']).__name__}")
     diff = data.get("max_abs_diff_vs_host")
+    if diff is not None and not (_number(diff) and math.isfinite(diff)):
+        raise _refuse(f"'max_abs_diff_vs_host' must be a finite number, got {diff!r}")
     if diff is not None and not (diff <= parity_atol):
         raise _refuse(
             f"the device's outputs differ from the host's by {diff:.3g} (> {parity_atol:g}): a different "
@@ -293,6 +324,8 @@ def import_bundle_result(
         "host_p50_ms": host.get("p50_ms"),
     }
     key = hashlib.sha256(f"device|{host.key}|{name}|{data.get('measured_at')}".encode()).hexdigest()[:24]
+    if (dup := store.find(key)) is not None:
+        raise _refuse(f"this result is already recorded as candidate {dup.id} ({dup.recipe_name}): not imported twice")
     rec = replace(
         host.derive(
             key=key,
