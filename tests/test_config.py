@@ -93,7 +93,7 @@ def test_recipe_file_errors_name_step_and_field(tmp_path):
 
 def test_recipe_chain_is_checked():
     r = wb.Recipe("bad", (wb.DynamicInt8(),))
-    with pytest.raises(wb.RecipeError, match=r"step 1 \('dynamic-int8'\) needs a onnx model.*add an 'onnx-export'"):
+    with pytest.raises(wb.RecipeError, match=r"step 1 \('dynamic-int8'\) needs an ONNX model.*add an 'onnx-export'"):
         r.validate_for("torch")
     r = wb.Recipe("bad2", (wb.OnnxExport(), wb.Cast("bf16")))
     with pytest.raises(wb.RecipeError, match=r"step 2 \('cast'\).*move it before the 'onnx-export'"):

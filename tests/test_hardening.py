@@ -252,3 +252,12 @@ def test_from_module_with_an_unknown_task_names_the_valid_ones():
     with pytest.raises(wb.WorkbenchError) as e:
         wb.from_module(torch.nn.Linear(3, 2), wb.TaskData(None, split, split), task="regression")
     assert "'regression'" in str(e.value) and "'classification'" in str(e.value)
+
+
+def test_messages_speak_english():
+    with pytest.raises(wb.UnknownNameError) as e:
+        wb.PassConfig.from_dict({"kind": "no-such-pass"})
+    assert "Known passes:" in str(e.value)
+    with pytest.raises(wb.RecipeError) as e:
+        wb.Recipe("x", (wb.DynamicInt8(),), "").validate_for("torch")
+    assert "needs an ONNX model" in str(e.value) and "a onnx" not in str(e.value)

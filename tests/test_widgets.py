@@ -285,6 +285,16 @@ def test_export_report_writes_html(wb, tmp_path):
     assert res.html_path.name in out["data"]["text/html"] and "Report written" in wb.run_panel.status.text
 
 
+def test_export_report_into_an_uncreatable_folder_shows_the_error_in_the_panel(wb, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    wb.report_dir = tmp_path / "a_file" / "reports"  # a folder under a file cannot be made
+    assert wb.run().result(120).status == "ok"
+    wb.run_panel.report_button.click()  # must not raise into the notebook
+    wb.wait(60)
+    assert "Export report failed" in wb.run_panel.error.text or "a_file" in wb.run_panel.error.text
+    assert not wb.running
+
+
 def test_pruning_panel_runs_a_pruned_candidate(wb, store):
     wb.pruning.enabled.value = True
     wb.pruning.sparsity.value = 50

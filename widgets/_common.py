@@ -7,6 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from workbench import WorkbenchError
 from workbench.tasks import fmt_mb, fmt_ms, fmt_pct
 
 __all__ = [
@@ -59,6 +60,22 @@ class Message(w.HTML):
 
     def clear(self) -> None:
         self.show("")
+
+
+def guarded(fn: Any, message: Message, what: str = "") -> Any:
+    """A button handler that shows any exception in ``message`` (the kernel and the panel stay usable): a
+    WorkbenchError as its own words, anything else with its type, so nothing escapes into the notebook log."""
+
+    def handler(*_args: Any) -> Any:
+        try:
+            return fn()
+        except WorkbenchError as e:
+            message.show(str(e), "error")
+        except Exception as e:  # a bug or an OS error (an uncreatable folder): say it here, not in the log
+            message.show(f"{what + ' failed: ' if what else ''}{type(e).__name__}: {e}", "error")
+        return None
+
+    return handler
 
 
 def replace_output(out: w.Output, obj: Any) -> None:

@@ -15,7 +15,7 @@ from workbench import Candidate, LoadedModel, RunStore, WorkbenchError, list_mod
 from workbench.data.source import DATA_OPTIONS
 from workbench.tasks import task_of
 
-from ._common import Message, Worker, fmt_mb, help_line
+from ._common import Message, Worker, fmt_mb, guarded, help_line
 from .data import DataPicker, dataset_rows, rows_html
 
 __all__ = ["ModelPicker", "OTHER", "model_key"]
@@ -115,8 +115,8 @@ class ModelPicker(w.VBox):
         super().__init__([self.bundled, self._custom_row, help_line(help_text), self.data_panel, self.info, self.error])
         self._sync_visibility()
         self.bundled.observe(self._on_pick, names="value")
-        self.load_button.on_click(lambda _b: self.load())
-        self.data_panel.load_button.on_click(lambda _b: self.load())
+        self.load_button.on_click(guarded(self.load, self.error, "Load"))
+        self.data_panel.load_button.on_click(guarded(self.load, self.error, "Load"))
         for c in self.data_panel.controls:
             c.observe(self._on_data, names="value")
         if self.model is not None:

@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from workbench.core.context import ProgressEvent
 
-from ._common import Message, help_line
+from ._common import Message, guarded, help_line
 
 __all__ = ["RunPanel"]
 
@@ -62,13 +62,13 @@ class RunPanel(w.VBox):
         )
 
     def on_run(self, fn: Any) -> None:
-        self.run_button.on_click(lambda _b: fn())
+        self.run_button.on_click(guarded(fn, self.error, "Run"))
 
     def on_cancel(self, fn: Any) -> None:
-        self.cancel_button.on_click(lambda _b: fn())
+        self.cancel_button.on_click(guarded(fn, self.error, "Cancel"))
 
     def on_report(self, fn: Any) -> None:
-        self.report_button.on_click(lambda _b: fn())
+        self.report_button.on_click(guarded(fn, self.error, "Export report"))
 
     def started(self, what: str) -> None:
         self.run_button.disabled = True

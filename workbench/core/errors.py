@@ -15,7 +15,14 @@ __all__ = [
     "CancelledError",
     "StoreError",
     "ModelRunError",
+    "article",
 ]
+
+
+def article(word: str) -> str:
+    """``a torch``, ``an ONNX``: the article English wants (and ONNX in capitals), for messages."""
+    shown = "ONNX" if word == "onnx" else word
+    return ("an " if shown[:1].lower() in "aeiou" else "a ") + shown
 
 
 class WorkbenchError(Exception):
@@ -36,7 +43,8 @@ class UnknownNameError(WorkbenchError, KeyError):
 
     def __init__(self, kind: str, name: object, known: list[str] | tuple[str, ...]):
         self.kind, self.name, self.known = kind, name, list(known)
-        super().__init__(f"Unknown {kind} {name!r}. Known {kind}s: {', '.join(sorted(self.known))}.")
+        plural = kind + ("es" if kind.endswith(("s", "sh", "ch", "x")) else "s")
+        super().__init__(f"Unknown {kind} {name!r}. Known {plural}: {', '.join(sorted(self.known))}.")
 
     def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
         return self.args[0]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..core.artifact import Artifact
 from ..core.config import PassConfig, config_class
 from ..core.context import RunContext
-from ..core.errors import DataError, PassError
+from ..core.errors import DataError, PassError, article
 from ..data.splits import Split, subsample
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def apply_pass(artifact: Artifact, cfg: PassConfig, job: PassJob) -> Artifact:
     """Apply one pass. The input artifact is left untouched; the output lives in ``job.workdir``."""
     if artifact.kind != cfg.consumes:
         raise PassError(
-            f"Pass {cfg.kind!r} needs a {cfg.consumes} model but got a {artifact.kind} one. "
+            f"Pass {cfg.kind!r} needs {article(cfg.consumes)} model but got {article(artifact.kind)} one. "
             + (
                 "Add an 'onnx-export' step before it."
                 if cfg.consumes == "onnx"

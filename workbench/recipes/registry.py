@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import PassConfig
-from ..core.errors import ConfigError, RecipeError, UnknownNameError
+from ..core.errors import ConfigError, RecipeError, UnknownNameError, article
 from ..passes import (
     Cast,
     Distill,
@@ -70,8 +70,8 @@ class Recipe:
                     else ""
                 )
                 raise RecipeError(
-                    f"Recipe {self.name!r}, step {i} ({step.kind!r}) needs a {step.consumes} model "
-                    f"but {f'step {i - 1}' if i > 1 else 'the input'} gives a {kind} one: {hint}."
+                    f"Recipe {self.name!r}, step {i} ({step.kind!r}) needs {article(step.consumes)} model "
+                    f"but {f'step {i - 1}' if i > 1 else 'the input'} gives {article(kind)} one: {hint}."
                 )
             if quantized_at and getattr(step, "needs_float_weights", False):
                 j, qkind = quantized_at
