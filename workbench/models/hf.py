@@ -140,6 +140,11 @@ def _resolve_task(name: str, task: str | None, config) -> str:
         )
     if kind is None:  # no architectures in the config: the user's task, else a text encoder as before
         return task or "embedding-classification"
+    if task == "causal-lm" and kind != "causal-lm":
+        raise ModelLoadError(
+            f"task='causal-lm' needs a *ForCausalLM checkpoint; {name} is a {archs} ({_KIND_WORDS[kind]}). Valid "
+            f"tasks for it: {', '.join(map(repr, _VALID_TASKS[kind]))} (or task=None)."
+        )
     if task is not None and task not in _VALID_TASKS[kind]:
         raise ConfigError(
             f"{name} is a {archs} ({_KIND_WORDS[kind]}): task={task!r} does not apply to it. Valid tasks for it: "
