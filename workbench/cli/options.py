@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..data.source import TASK_KINDS
+from ..data.source import DATA_OPTIONS, TASK_KINDS
 
 __all__ = ["add_data_arguments", "load_kwargs", "print_dataset"]
 
@@ -52,20 +52,7 @@ def add_data_arguments(s: argparse.ArgumentParser, n_eval: bool = True) -> None:
         s.add_argument("--n-eval", type=_positive_int, default=None, help="score on this many eval examples")
 
 
-_KEYS = (
-    "data",
-    "eval_data",
-    "task",
-    "text_column",
-    "label_column",
-    "image_column",
-    "series_columns",
-    "split_column",
-    "group_column",
-    "window",
-    "on_bad_files",
-    "encoding",
-)
+_KEYS = ("data", "eval_data", "task", *DATA_OPTIONS)
 
 
 def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
