@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,33 @@ def fast_bench():
     from workbench import BenchConfig
 
     return BenchConfig(warmup=2, runs=5)
+
+
+@pytest.fixture
+def cli():
+    """``cli(*args, cwd=folder)``: the workbench command run in this process (a store in ``cwd``), as a
+    CompletedProcess. Faster than a subprocess; the messages are the CLI's own, and an exception that
+    escapes main() fails the test. The subprocess tests (tests/test_own_data_cli.py) run the real command."""
+    return _run_cli
+
+
+def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The workbench command, in this process (the messages are the CLI's own; an escaping exception fails)."""
+    import contextlib
+    import io
+
+    from workbench.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = list(args) if "--store" in args else ["--store", str(cwd / "runs.sqlite"), *args]
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as e:  # argparse's own usage errors
+                rc = e.code
+    finally:
+        os.chdir(old)
+    return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())

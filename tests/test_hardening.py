@@ -56,13 +56,6 @@ def test_load_options_with_a_loaded_model_are_refused():
     assert "n_eval" in str(e.value) and "already loaded" in str(e.value)
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WORKBENCH_STORE": str(cwd / "runs.sqlite")}
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -71,8 +64,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--store", "", "optimize", "digits-cnn"], "non-empty path"),
     ],
 )
-def test_cli_numbers_and_paths_are_checked(args, words, tmp_path):
-    r = _cli(*args, cwd=tmp_path)
+def test_cli_numbers_and_paths_are_checked(args, words, tmp_path, cli):
+    r = cli(*args, cwd=tmp_path)
     assert r.returncode == 2, r.stdout
     assert words in r.stderr and "Traceback" not in r.stderr
     if (tmp_path / "runs.sqlite").exists():  # nothing was measured
@@ -220,8 +213,8 @@ def bad_inputs(tmp_path_factory) -> Path:
         (["report", "digits-cnn", "-p", "n_eval", "abc"], "'n_eval' must be Optional[int]"),
     ],
 )
-def test_bad_user_input_is_one_line_not_a_traceback(args, words, bad_inputs, tmp_path):
-    r = _cli(*[a.format(d=bad_inputs) for a in args], cwd=tmp_path)
+def test_bad_user_input_is_one_line_not_a_traceback(args, words, bad_inputs, tmp_path, cli):
+    r = cli(*[a.format(d=bad_inputs) for a in args], cwd=tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert words in r.stderr and "Traceback" not in r.stderr, r.stderr
 

@@ -192,12 +192,12 @@ def test_cli_optimize_with_data_prints_what_it_read(iris_onnx, iris_npz, tmp_pat
     assert recs[0]["accuracy"] >= 0.9 and recs[1]["accuracy"] >= 0.85
 
 
-def test_cli_bad_data_is_one_clear_line(iris_onnx, tmp_path):
-    r = _cli("optimize", str(iris_onnx), "--data", str(tmp_path / "missing.csv"), cwd=tmp_path)
+def test_cli_bad_data_is_one_clear_line(iris_onnx, tmp_path, cli):
+    r = cli("optimize", str(iris_onnx), "--data", str(tmp_path / "missing.csv"), cwd=tmp_path)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "missing.csv" in r.stderr
-    r = _cli("profile", str(iris_onnx), "--data", str(tmp_path / "missing.csv"), cwd=tmp_path)
+    r = cli("profile", str(iris_onnx), "--data", str(tmp_path / "missing.csv"), cwd=tmp_path)
     assert r.returncode == 2 and "missing.csv" in r.stderr and "Traceback" not in r.stderr
 
 
