@@ -614,3 +614,16 @@ def test_dashboard_runs_on_the_users_data_and_remembers_it(linear_onnx, store, f
     picker = ModelPicker(onnx, store=store, autoload=False)
     assert picker.data_panel.path.options[0] == str(linear_onnx / "more.npz")
     assert set(picker.data_panel.path.options) == {data, str(linear_onnx / "more.npz")}
+
+
+def test_an_exception_in_the_search_button_is_shown_in_the_panel(digits_model, store, monkeypatch):
+    from widgets.search_panel import SearchPanel
+
+    panel = SearchPanel(digits_model, store=store)
+
+    def broken(*_a, **_k):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(panel, "budget", broken)  # anything the handler meets that is not a WorkbenchError
+    panel.run_button.click()  # must not escape into the notebook log
+    assert "Search failed: OSError: No space left on device" in panel.status.value

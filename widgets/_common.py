@@ -62,17 +62,19 @@ class Message(w.HTML):
         self.show("")
 
 
-def guarded(fn: Any, message: Message, what: str = "") -> Any:
-    """A button handler that shows any exception in ``message`` (the kernel and the panel stay usable): a
-    WorkbenchError as its own words, anything else with its type, so nothing escapes into the notebook log."""
+def guarded(fn: Any, message: Any, what: str = "") -> Any:
+    """A button handler that shows any exception in ``message`` (a Message, or a ``show(text, kind)`` callable;
+    the kernel and the panel stay usable): a WorkbenchError as its own words, anything else with its type, so
+    nothing escapes into the notebook log."""
+    show = message.show if hasattr(message, "show") else message
 
     def handler(*_args: Any) -> Any:
         try:
             return fn()
         except WorkbenchError as e:
-            message.show(str(e), "error")
+            show(str(e), "error")
         except Exception as e:  # a bug or an OS error (an uncreatable folder): say it here, not in the log
-            message.show(f"{what + ' failed: ' if what else ''}{type(e).__name__}: {e}", "error")
+            show(f"{what + ' failed: ' if what else ''}{type(e).__name__}: {e}", "error")
         return None
 
     return handler

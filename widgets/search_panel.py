@@ -31,7 +31,7 @@ from workbench.search.run import search
 from workbench.search.space import TRAINING_FAMILIES, SearchSpace
 from workbench.tasks.budget import Budget
 
-from ._common import Worker
+from ._common import Worker, guarded
 
 __all__ = ["SearchPanel"]
 
@@ -112,8 +112,8 @@ class SearchPanel(w.VBox):
         self.status = w.HTML("")
         self.chart = w.HTML("")
         self.table = w.HTML("")
-        self.run_button.on_click(lambda _: self.run())
-        self.cancel_button.on_click(lambda _: self.cancel())
+        self.run_button.on_click(guarded(self.run, self._show, "Search"))
+        self.cancel_button.on_click(guarded(self.cancel, self._show, "Cancel"))
         help_ = w.HTML(
             '<div style="color:#555;font-size:12px">Best = the most accurate candidate that fits when a '
             "latency limit is set, else the fastest that fits. Candidates already measured are reused; "
