@@ -82,6 +82,31 @@ def model_fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def train_cached(
+    prefix: str, key: str, build: Callable[[], Any], train: Callable[[Any], Any], seed: int
+) -> tuple[Any, Path, bool]:
+    """The trained module ``build()`` makes: its weights from ``cache_dir()/{prefix}-{key}.safetensors``, or trained
+    now (seeded initial weights, then ``train(module)``) and saved atomically. Returns ``(module, path, trained)``."""
+    from safetensors.torch import load_file, save_file
+
+    torch = torch_lib()
+    path = Path(cache_dir()) / f"{prefix}-{key}.safetensors"
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        module = build()
+    if path.exists():
+        module.load_state_dict(load_file(path))
+        module.eval()
+        return module, path, False
+    train(module)
+    module.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+    return module, path, True
+
+
 def torch_lib():
     """torch, imported where a model class is defined (the workbench imports it lazily elsewhere)."""
     import torch

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.artifact import file_sha256, torch_artifact
-from ..core.env import cache_dir
 from ..data.splits import Split, TaskData, digits, subsample
 from ..tasks import Classification
-from .base import LoadedModel, model_fingerprint, torch_lib
+from .base import LoadedModel, model_fingerprint, torch_lib, train_cached
 
 
 # ---- digits CNN ----------------------------------------------------------------------------
@@ -59,20 +56,13 @@ def train_classifier(
 
 
 def load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedModel:
-    from safetensors.torch import load_file, save_file
-
     torch = torch_lib()
     data = digits(seed=seed)
     # v2: the initial weights are seeded too (v1 drew them from the unseeded global generator, so every
     # fresh cache trained other weights)
     key = model_fingerprint("digits-cnn-v2", data.spec)
-    path = Path(cache_dir()) / f"digits-cnn-{key}.safetensors"
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        module = DigitsCNN()
-    if path.exists():
-        module.load_state_dict(load_file(path))
-    else:
+
+    def train(module) -> None:
         prev = torch.get_num_threads()
         # one thread: the same float reductions in the same order, so every machine trains the same weights
         torch.set_num_threads(1)
@@ -80,10 +70,8 @@ def load_digits(n_eval: int | None = None, seed: int = 0, **_: Any) -> LoadedMod
             train_classifier(module, data.train, seed=seed)
         finally:
             torch.set_num_threads(prev)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
-        os.replace(tmp, path)
-    module.eval()
+
+    module, path, _ = train_cached("digits-cnn", key, DigitsCNN, train, seed)
     data = TaskData(
         data.train,
         subsample(data.eval, n_eval, seed),

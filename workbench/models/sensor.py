@@ -11,7 +11,7 @@ architecture is trained on the user's data instead: channels, length and classes
 is the user's ``eval_data`` or a stratified split, and the weights are cached by a hash of the training arrays.
 
 Per-channel standardisation statistics of the training split are part of the model (a ``Standardize`` layer of
-buffers), so raw readings go in. The training helpers here (``fit_classifier``, ``train_cached``) are shared with
+buffers), so raw readings go in. The training helper here (``fit_classifier``, with ``base.train_cached``) is shared with
 the vision default (``vision.py``): seeded initial weights under ``torch.random.fork_rng``, one training thread
 (the same float reductions in the same order on every machine). BatchNorm follows every convolution: the ONNX
 export folds it into the convolution, and after structured pruning it re-normalises what the pruned channels
@@ -22,22 +22,19 @@ with BatchNorm folded beforehand).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.artifact import file_sha256, torch_artifact
-from ..core.env import cache_dir
 from ..core.errors import DataError
 from ..data.bundled import basic_motions
 from ..data.dataset import Dataset, describe_dataset, make_task_data
 from ..data.encode import encode_series
 from ..data.splits import Split, TaskData, subsample
 from ..tasks import SeriesClassification
-from .base import LoadedModel, model_fingerprint, torch_lib
+from .base import LoadedModel, model_fingerprint, torch_lib, train_cached
 
 __all__ = [
     "Standardize",
@@ -45,7 +42,6 @@ __all__ = [
     "load_sensor_cnn",
     "fit_classifier",
     "channel_stats",
-    "train_cached",
     "split_digest",
     "task_data_for",
 ]
@@ -149,31 +145,6 @@ def split_digest(split: Split) -> str:
     if split.labels is not None:
         h.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
     return h.hexdigest()
-
-
-def train_cached(
-    prefix: str, key: str, build: Callable[[], Any], train: Callable[[Any], Any], seed: int
-) -> tuple[Any, Path, bool]:
-    """The trained module ``build()`` makes: its weights from ``cache_dir()/{prefix}-{key}.safetensors``, or trained
-    now (seeded initial weights, then ``train(module)``) and saved atomically. Returns ``(module, path, trained)``."""
-    from safetensors.torch import load_file, save_file
-
-    torch = torch_lib()
-    path = Path(cache_dir()) / f"{prefix}-{key}.safetensors"
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        module = build()
-    if path.exists():
-        module.load_state_dict(load_file(path))
-        module.eval()
-        return module, path, False
-    train(module)
-    module.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    return module, path, True
 
 
 # ---- the sensor CNN ----------------------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from ..data.dataset import Dataset, describe_dataset, open_image
 from ..data.encode import encode_images
 from ..data.splits import Split, TaskData
 from ..tasks import ImageClassification
-from .base import LoadedModel, model_fingerprint, torch_lib
-from .sensor import Standardize, channel_stats, fit_classifier, split_digest, task_data_for, train_cached
+from .base import LoadedModel, model_fingerprint, torch_lib, train_cached
+from .sensor import Standardize, channel_stats, fit_classifier, split_digest, task_data_for
 
 __all__ = ["DSCNN", "load_vision", "choose_image_encoding"]
 
