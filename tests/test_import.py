@@ -1,4 +1,5 @@
-"""`import workbench` stays light and UI-free: no ipywidgets, no IPython, no network."""
+"""`import workbench` stays light and UI-free: no ipywidgets, no IPython, no network, no edge runtime (ExecuTorch,
+LiteRT and what they pull are imported only when an edge pass or runner runs)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ def test_workbench_never_imports_ui_modules():
     code = (
         "import sys, json, workbench, workbench.cli\n"
         "import importlib\n"
-        "for m in ['workbench.report.notebook', 'workbench.search.run', 'workbench.report.charts', 'workbench.recipes.compose']:\n"
+        "for m in ['workbench.report.notebook', 'workbench.search.run', 'workbench.report.charts', 'workbench.recipes.compose',\n"
+        "          'workbench.passes.executorch', 'workbench.passes.litert', 'workbench.measure.delegation',\n"
+        "          'workbench.measure.explain', 'workbench.deploy.bundle']:\n"
         "    try: importlib.import_module(m)\n"
         "    except ModuleNotFoundError as e:\n"
         "        if e.name != m: raise\n"
-        "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in ('ipywidgets', 'IPython'))))"
+        "lazy = ('ipywidgets', 'IPython', 'executorch', 'litert_torch', 'ai_edge_litert', 'jax', 'torchao', 'coremltools')\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in lazy)))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(r.stdout) == []

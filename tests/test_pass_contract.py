@@ -81,6 +81,15 @@ def _example(cls):
     return cls.example() if hasattr(cls, "example") else cls()
 
 
+def _skip_without_edge_runtime(cls) -> None:
+    """An edge-format pass (ExecuTorch, LiteRT) needs the optional `workbench[edge]` extra to run."""
+    from workbench.core.edge_runtime import EDGE_RUNTIMES, edge_runtime_missing
+
+    why = edge_runtime_missing(cls.produces) if cls.produces in EDGE_RUNTIMES else None
+    if why:
+        pytest.skip(f"{cls.kind}: {why}")
+
+
 def test_suite_runs_over_every_registered_pass():
     # every module of the package was imported before the registry was read ...
     assert {"workbench.measure.sensitivity", "workbench.lm.passes"} <= set(MODULES)
@@ -104,6 +113,7 @@ def test_config_json_round_trip(kind, cls):
 
 @pytest.mark.parametrize(("kind", "cls"), PASSES, ids=[k for k, _ in PASSES])
 def test_pass_contract(kind, cls, request, tmp_path, tmp_path_factory):
+    _skip_without_edge_runtime(cls)
     model = _model(cls, request)
     art = _input(cls, model, tmp_path_factory)
     before = _digest(art)

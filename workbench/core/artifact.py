@@ -1,7 +1,9 @@
-"""A model in one runtime form (a PyTorch module or an ONNX file) and a uniform way to run it.
+"""A model in one runtime form (a PyTorch module, an ONNX file, an ExecuTorch ``.pte`` program or a LiteRT
+``.tflite`` model) and a uniform way to run it.
 
 Artifacts are immutable: a pass returns a new one. ONNX artifacts live in their own folder (the
-model plus any external-data files), so size and sha256 cover everything a device would need.
+model plus any external-data files), so size and sha256 cover everything a device would need; an edge
+program is one self-contained file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "Runner",
     "onnx_artifact",
     "torch_artifact",
+    "edge_artifact",
+    "runtime_for",
     "file_sha256",
     "dir_size",
     "ort_session",
@@ -45,9 +49,20 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
+#: the form a pass consumes/produces (``PassConfig.consumes``) -> the runtime that runs it (``Candidate.runtime``)
+_RUNTIME_OF_KIND = {"torch": "torch", "onnx": "onnxruntime", "executorch": "executorch", "litert": "litert"}
+_KIND_OF_RUNTIME = {v: k for k, v in _RUNTIME_OF_KIND.items()}
+
+
+def runtime_for(kind: str) -> str:
+    """The runtime of an artifact of this kind: "torch", "onnxruntime", "executorch" or "litert"."""
+    return _RUNTIME_OF_KIND[kind]
+
+
 @dataclass(frozen=True)
 class Artifact:
-    """``runtime`` is "torch" or "onnxruntime". ``meta`` carries facts passes record (precision, sparsity...)."""
+    """``runtime`` is "torch", "onnxruntime", "executorch" or "litert". ``meta`` carries facts passes record
+    (precision, sparsity, delegation...)."""
 
     runtime: str
     input_names: tuple[str, ...]
@@ -57,8 +72,8 @@ class Artifact:
 
     @property
     def kind(self) -> str:
-        """The form passes consume/produce: "torch" or "onnx"."""
-        return "torch" if self.runtime == "torch" else "onnx"
+        """The form passes consume/produce: "torch", "onnx", "executorch" or "litert"."""
+        return _KIND_OF_RUNTIME.get(self.runtime, "onnx")
 
     def with_meta(self, **extra: Any) -> Artifact:
         return replace(self, meta={**self.meta, **extra})
@@ -68,6 +83,9 @@ class Artifact:
         if self.kind == "onnx":
             assert self.path is not None
             return dir_size(self.path.parent)
+        if self.kind in ("executorch", "litert"):
+            assert self.path is not None
+            return self.path.stat().st_size
         if self.path is not None and self.path.exists():
             return self.path.stat().st_size
         return sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
@@ -87,6 +105,9 @@ class Artifact:
     def param_count(self) -> int:
         if self.kind == "torch":
             return int(sum(p.numel() for p in self.module.parameters()))
+        if self.kind in ("executorch", "litert"):
+            # the converting pass counts the weights of the module it converted (quantization keeps their number)
+            return int(self.meta.get("params", 0))
         import onnx
 
         model = onnx.load(str(self.path), load_external_data=False)
@@ -121,6 +142,14 @@ class Artifact:
         ONNX Runtime session config entries (e.g. ``{"session.intra_op.allow_spinning": "0"}``)."""
         if self.kind == "torch":
             return _torch_runner(self.module, self.input_names, threads)
+        if self.kind == "executorch":
+            from .edge_runtime import executorch_runner
+
+            return executorch_runner(self.path, self.input_names, threads)
+        if self.kind == "litert":
+            from .edge_runtime import litert_runner
+
+            return litert_runner(self.path, self.input_names, threads)
         return _ort_runner(self.path, threads, session_config)
 
 
@@ -150,6 +179,18 @@ def _packed_len(model, name: str) -> int:
 
 def torch_artifact(module, input_names: tuple[str, ...], path: Path | None = None, **meta: Any) -> Artifact:
     return Artifact("torch", tuple(input_names), path=path, module=module, meta=meta)
+
+
+def edge_artifact(path: Path, input_names: tuple[str, ...], **meta: Any) -> Artifact:
+    """Wrap an ExecuTorch ``.pte`` or LiteRT ``.tflite`` file; the runtime follows the suffix."""
+    from .edge_runtime import EDGE_SUFFIXES
+
+    path = Path(path)
+    if path.suffix not in EDGE_SUFFIXES:
+        raise ModelLoadError(f"{path} is not an edge program: the suffix must be one of {', '.join(EDGE_SUFFIXES)}.")
+    if not path.is_file():
+        raise ModelLoadError(f"No {path.suffix} file at {path}.")
+    return Artifact(EDGE_SUFFIXES[path.suffix], tuple(input_names), path=path, meta=meta)
 
 
 def onnx_artifact(path: Path, **meta: Any) -> Artifact:

@@ -4,10 +4,11 @@
 
     bundle/
       manifest.json     candidate id, key, recipe, artifact sha256, per-file sha256, bench settings
-      model/            the candidate's ONNX file(s), exactly as measured on the host
+      model/            the candidate's ONNX file(s), ExecuTorch .pte or LiteRT .tflite, exactly as measured on the host
       inputs/*.npy      one batch-1 example per model input
       expected.npy      the host's output on those inputs (the device checks it gets the same)
-      run_bench.py      the runner: needs only onnxruntime and numpy
+      run_bench.py      the runner: needs only that format's runtime and numpy (onnxruntime; executorch, whose
+                        Python runtime runs on torch tensors; ai-edge-litert)
       README.txt        what to run
 
 On the device: ``python run_bench.py`` writes ``result.json``. Back on the host,
@@ -40,7 +41,15 @@ from ..models.registry import LoadedModel
 from ..store.candidate import Candidate
 from ..store.runstore import RunStore
 
-__all__ = ["BundleError", "export_bundle", "import_bundle_result", "device_measurements", "RUNNER"]
+__all__ = [
+    "BundleError",
+    "export_bundle",
+    "import_bundle_result",
+    "device_measurements",
+    "RUNNER",
+    "RUNNER_EXECUTORCH",
+    "RUNNER_LITERT",
+]
 
 _FORMAT = 1
 
@@ -129,6 +138,153 @@ if __name__ == "__main__":
 '''
 
 
+_EDGE_COMMON = r"""import argparse, hashlib, json, os, platform, sys, time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def sha256(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def measure(man, run, runtime_versions):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=man["threads"])
+    ap.add_argument("--warmup", type=int, default=man["warmup"])
+    ap.add_argument("--runs", type=int, default=man["runs"])
+    ap.add_argument("-o", "--output", default=str(HERE / "result.json"))
+    a = ap.parse_args()
+    model = HERE / "model" / man["model_file"]
+    feed = [np.ascontiguousarray(np.load(HERE / "inputs" / (n + ".npy"), allow_pickle=False)) for n in man["input_names"]]
+    call = run(str(model), a.threads)
+    out = call(feed)
+    expected = np.load(HERE / "expected.npy", allow_pickle=False)
+    diff = float(np.max(np.abs(np.asarray(out, dtype=np.float32) - expected))) if expected.size else 0.0
+    for _ in range(a.warmup):
+        call(feed)
+    samples = []
+    for _ in range(a.runs):
+        t0 = time.perf_counter()
+        call(feed)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    s = sorted(samples)
+    pct = lambda q: float(np.percentile(s, q))
+    result = {
+        "format": man["format"], "candidate_id": man["candidate_id"], "candidate_key": man["candidate_key"],
+        # an edge program is one file: its sha256 is the artifact's
+        "artifact_sha256": sha256(model),
+        "files": {p.name: sha256(p) for p in sorted((HERE / "model").iterdir()) if p.is_file()},
+        "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "mean_ms": float(np.mean(s)),
+        "samples_ms": samples, "threads": a.threads, "warmup": a.warmup, "runs": a.runs,
+        "max_abs_diff_vs_host": diff,
+        "device": dict({"machine": platform.machine(), "system": platform.system(), "release": platform.release(),
+                        "node": platform.node(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                        "python": platform.python_version(), "numpy": np.__version__}, **runtime_versions()),
+        "measured_at": time.time(),
+    }
+    Path(a.output).write_text(json.dumps(result, indent=2))
+    print("p50 %.3f ms  p90 %.3f ms  (%d runs, %d threads)  max |diff| vs host %.2g  -> %s"
+          % (result["p50_ms"], result["p90_ms"], a.runs, a.threads, diff, a.output))
+"""
+
+# The ExecuTorch runner: only executorch (its Python runtime runs on torch tensors) and numpy. No workbench import.
+# On a phone without Python, ExecuTorch's C++ executor_runner runs the same model/model.pte.
+RUNNER_EXECUTORCH = (
+    '''"""Measure this bundle's ExecuTorch program on this device. Usage: python run_bench.py [--threads N] [--runs N]"""
+'''
+    + _EDGE_COMMON
+    + r"""
+
+def run(model, threads):
+    import torch
+    from executorch.runtime import Runtime
+
+    try:  # XNNPACK's thread pool is one per process
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._unsafe_reset_threadpool(threads)
+    except Exception:
+        pass
+    method = Runtime.get().load_program(model).load_method("forward")
+    return lambda feed: method.execute([torch.from_numpy(x) for x in feed])[0].float().numpy()
+
+
+def versions():
+    import executorch.version
+
+    return {"runtime": "executorch", "executorch": getattr(executorch.version, "__version__", "?")}
+
+
+if __name__ == "__main__":
+    sys.exit(measure(json.loads((HERE / "manifest.json").read_text()), run, versions))
+"""
+)
+
+# The LiteRT runner: only ai-edge-litert (which has Linux aarch64 wheels for a Raspberry Pi) and numpy.
+RUNNER_LITERT = (
+    '''"""Measure this bundle's LiteRT model on this device. Usage: python run_bench.py [--threads N] [--runs N]"""
+'''
+    + _EDGE_COMMON
+    + r"""
+
+def run(model, threads):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=model, num_threads=threads)  # XNNPACK delegate by default
+    it.allocate_tensors()
+    sigs = it._get_full_signature_list()
+    sig = sigs[next(iter(sigs))]
+    arg = lambda k: int(k.rsplit("_", 1)[-1]) if k.rsplit("_", 1)[-1].isdigit() else 1 << 30
+    ins = {d["index"]: d for d in it.get_input_details()}
+    outs = {d["index"]: d for d in it.get_output_details()}
+    inputs = [ins[sig["inputs"][k]] for k in sorted(sig["inputs"], key=arg)]
+    out = outs[sig["outputs"][sorted(sig["outputs"], key=arg)[0]]]
+
+    def call(feed):
+        for x, d in zip(feed, inputs):
+            scale, zero = d["quantization"]
+            if np.dtype(d["dtype"]).kind in "iu" and scale and x.dtype.kind == "f":  # full INT8: quantized inputs
+                info = np.iinfo(d["dtype"])
+                x = np.clip(np.round(x / scale) + zero, info.min, info.max)
+            it.set_tensor(d["index"], np.ascontiguousarray(x.astype(d["dtype"])))
+        it.invoke()
+        y = it.get_tensor(out["index"])
+        scale, zero = out["quantization"]
+        return ((y.astype(np.float32) - zero) * scale) if (scale and y.dtype.kind in "iu") else y.astype(np.float32)
+
+    return call
+
+
+def versions():
+    from importlib.metadata import version
+
+    return {"runtime": "litert", "ai_edge_litert": version("ai-edge-litert")}
+
+
+if __name__ == "__main__":
+    sys.exit(measure(json.loads((HERE / "manifest.json").read_text()), run, versions))
+"""
+)
+
+#: runtime -> (runner script, what README.txt tells the device to install)
+_RUNNERS = {
+    "onnxruntime": (RUNNER, "pip install onnxruntime numpy"),
+    "executorch": (
+        RUNNER_EXECUTORCH,
+        "pip install executorch==1.5.1 numpy   # its Python runtime runs on torch tensors (torch comes with it);\n"
+        "    # without Python (a phone): ExecuTorch's C++ executor_runner --model_path model/model.pte",
+    ),
+    "litert": (RUNNER_LITERT, "pip install ai-edge-litert==2.3.0 numpy"),
+}
+
+
 def export_bundle(
     candidate: Candidate | str,
     out_dir: str | Path,
@@ -140,7 +296,7 @@ def export_bundle(
     runs: int = 50,
     overwrite: bool = False,
 ) -> Path:
-    """Write the bench bundle of an ONNX candidate to ``out_dir`` and return the folder."""
+    """Write the bench bundle of an ONNX, ExecuTorch or LiteRT candidate to ``out_dir`` and return the folder."""
     from ..core.config import check_range
 
     check_range("export_bundle", "runs", runs, 1, 100_000, integer=True)
@@ -151,10 +307,11 @@ def export_bundle(
         if store is None:
             raise BundleError("export_bundle got a candidate id: pass store= to look it up.")
         candidate = store.get(candidate)
-    if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
+    if candidate.runtime not in _RUNNERS or not candidate.artifact_path:
         raise BundleError(
             f"Candidate {candidate.id} ({candidate.recipe_name}) is a {candidate.runtime} model; a device "
-            "bundle needs an ONNX candidate (the runner needs only onnxruntime and numpy)."
+            "bundle needs an ONNX candidate, or an ExecuTorch (.pte) or LiteRT (.tflite) one (the runner needs only "
+            "that runtime and numpy): run an ort-*, executorch-* or litert-* recipe first."
         )
     if candidate.model != model.name:
         raise BundleError(f"Candidate {candidate.id} belongs to model {candidate.model!r}, not {model.name!r}.")
@@ -168,17 +325,22 @@ def export_bundle(
         shutil.rmtree(out)
     (out / "model").mkdir(parents=True)
     (out / "inputs").mkdir()
-    for p in sorted(src.parent.iterdir()):
+    edge = candidate.runtime != "onnxruntime"
+    for p in [src] if edge else sorted(src.parent.iterdir()):  # an edge program is one self-contained file
         if p.is_file():
             shutil.copy2(p, out / "model" / p.name)
     inputs = model.bench_inputs()
     for name, arr in inputs.items():
         np.save(out / "inputs" / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-    from ..core.artifact import onnx_artifact, session_hints
+    from ..core.artifact import edge_artifact, onnx_artifact, session_hints
 
-    expected = onnx_artifact(out / "model" / src.name).runner(threads)(inputs)
+    if edge:
+        art = edge_artifact(out / "model" / src.name, model.baseline.input_names)
+    else:
+        art = onnx_artifact(out / "model" / src.name)
+    expected = art.runner(threads)(inputs)
     np.save(out / "expected.npy", expected.astype(np.float32), allow_pickle=False)
-    sha = _artifact_sha(out / "model")
+    sha = file_sha256(out / "model" / src.name) if edge else _artifact_sha(out / "model")
     if candidate.artifact_sha256 and sha != candidate.artifact_sha256:
         raise BundleError(
             f"The artifact of candidate {candidate.id} changed on disk since it was measured "
@@ -193,20 +355,24 @@ def export_bundle(
         "steps": candidate.recipe.get("steps", []),
         "artifact_sha256": sha,
         "model_file": src.name,
+        "runtime": candidate.runtime,
+        "input_names": list(model.baseline.input_names),
         "files": {p.name: file_sha256(p) for p in sorted((out / "model").iterdir())},
         "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in inputs.items()},
         "threads": threads or candidate.threads or 1,
-        "disabled_optimizers": session_hints(out / "model" / src.name)["disabled_optimizers"],
+        "disabled_optimizers": [] if edge else session_hints(out / "model" / src.name)["disabled_optimizers"],
         "warmup": warmup,
         "runs": runs,
         "host": {"p50_ms": candidate.get("p50_ms"), "machine": platform.machine(), "node": platform.node()},
         "created_at": time.time(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    (out / "run_bench.py").write_text(RUNNER)
+    runner, install = _RUNNERS[candidate.runtime]
+    (out / "run_bench.py").write_text(runner)
     (out / "README.txt").write_text(
-        f"Bench bundle of candidate {candidate.id} ({candidate.recipe_name}) of {candidate.model}.\n\n"
-        "On the device (Python 3.8+):\n    pip install onnxruntime numpy\n    python run_bench.py  # writes result.json\n\n"
+        f"Bench bundle of candidate {candidate.id} ({candidate.recipe_name}) of {candidate.model}, "
+        f"a {candidate.runtime} model.\n\n"
+        f"On the device (Python 3.8+):\n    {install}\n    python run_bench.py  # writes result.json\n\n"
         "Back on the host:\n    workbench import-bundle result.json\n"
     )
     return out

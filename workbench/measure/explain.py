@@ -16,6 +16,7 @@ __all__ = ["Finding", "Explanation", "why_no_speedup"]
 @dataclass(frozen=True)
 class Finding:
     kind: str  # float-ops | qdq | dynamic-quant | slow-kernels | sparsity | no-native-16bit | overhead | casts
+    #          | delegate-fallback (edge formats: operators that left the XNNPACK delegate)
     message: str
     share: float | None = None  # share of kernel time concerned (or of weights, for sparsity)
 
@@ -62,6 +63,114 @@ def _zero_share(path: str) -> tuple[float, int]:
     return (zeros / total if total else 0.0), total
 
 
+#: the edge runtimes and where an operator goes when it leaves the delegate
+_EDGE = {"executorch": "ExecuTorch's own (portable) kernels", "litert": "LiteRT's builtin kernels"}
+#: operator types of the delegate's quantize / dequantize steps (XNNPACK's Convert, LiteRT's QUANTIZE)
+_EDGE_CONVERTS = ("Convert (NC)", "QUANTIZE", "DEQUANTIZE")
+_EDGE_FAMILIES = (
+    ("Conv", ("Convolution", "CONV_2D", "DEPTHWISE_CONV_2D")),
+    ("MatMul/FC", ("Fully Connected", "FULLY_CONNECTED", "BATCH_MATMUL", "Batch Matrix")),
+)
+
+
+def _delegation_of(c: Candidate, model: LoadedModel | None, threads: int | None, runs: int):
+    """The candidate's delegation report: recorded at export (notes), else measured now (needs the model)."""
+    from .delegation import DelegationReport, delegation_report
+
+    if (c.notes or {}).get("delegation"):
+        return DelegationReport.from_dict(c.notes["delegation"])
+    if model is None or not c.artifact_path:
+        return None
+    return delegation_report(
+        c.artifact_path, model.baseline.input_names, model.bench_inputs(), threads=threads or c.threads or 1, runs=runs
+    )
+
+
+def _edge_findings(
+    candidate: Candidate, reference: Candidate, model: LoadedModel | None, *, threads: int | None, runs: int
+) -> list[Finding]:
+    """Named causes from an ExecuTorch / LiteRT candidate's delegation report (and its reference's, same format)."""
+    rep = _delegation_of(candidate, model, threads, runs)
+    if rep is None:
+        raise WorkbenchError(
+            f"why_no_speedup needs the model (for its inputs) to profile {candidate.runtime} candidate {candidate.id}: "
+            "it has no delegation report recorded."
+        )
+    out: list[Finding] = []
+    fallback = rep.fallback
+    if fallback:
+        kinds = ", ".join(f"{g['op_type']} x{g['count']}" for g in rep.by_op_type() if not g["delegated"])
+        out.append(
+            Finding(
+                "delegate-fallback",
+                f"{len(fallback)} of {len(rep.rows)} operator(s) fell back out of the {rep.delegate} delegate to "
+                f"{_EDGE[candidate.runtime]} and take {100 * rep.fallback_share:.0f}% of the time ({kinds}): "
+                "the model is not fully delegated",
+                rep.fallback_share,
+            )
+        )
+    converts = [r for r in rep.rows if r["op_type"] in _EDGE_CONVERTS]
+    share = sum(r["share"] for r in converts)
+    if converts and share > 0.05:
+        out.append(
+            Finding(
+                "qdq",
+                f"{len(converts)} quantize/dequantize step(s) ({', '.join(sorted({r['op_type'] for r in converts}))}) "
+                f"take {100 * share:.0f}% of the time: activations are converted between float and INT8 at the "
+                "edges of the quantized region",
+                share,
+            )
+        )
+    notes = candidate.notes or {}
+    if notes.get("precision") == "int8-dynamic":
+        fc = [r for r in rep.rows if r["delegated"] and any(k in r["op_type"] for _, ks in _EDGE_FAMILIES for k in ks)]
+        out.append(
+            Finding(
+                "dynamic-quant",
+                "dynamic-range INT8: the activations of each of the "
+                f"{len(fc)} delegated Conv/FullyConnected operator(s) are quantized again at every call "
+                f"({100 * sum(r['share'] for r in fc):.0f}% of the time in those kernels); on small layers that "
+                "costs about what the integer kernel saves",
+                sum(r["share"] for r in fc) or None,
+            )
+        )
+    if rep.overhead_share is not None and rep.overhead_share > 0.5:
+        out.append(
+            Finding(
+                "overhead",
+                f"kernels account for only {100 * (1 - rep.overhead_share):.0f}% of a {rep.run_ms:.3g} ms run: "
+                "the runtime's fixed per-call cost dominates this small model",
+                1 - rep.overhead_share,
+            )
+        )
+    ref = _delegation_of(reference, None, threads, runs) if reference.runtime == candidate.runtime else None
+    if ref is not None:
+        for label, keys in _EDGE_FAMILIES:
+            mine = [r for r in rep.rows if any(k in r["op_type"] for k in keys)]
+            theirs = [r for r in ref.rows if any(k in r["op_type"] for k in keys)]
+            t_new, t_ref = sum(r["time_us"] for r in mine), sum(r["time_us"] for r in theirs)
+            if mine and t_ref > 0 and t_new > 1.1 * t_ref:
+                kinds = ", ".join(sorted({r["op_type"] for r in mine}))
+                out.append(
+                    Finding(
+                        "slow-kernels",
+                        f"the {label} operators run as {kinds} and take {t_new:.0f} µs against {t_ref:.0f} µs in "
+                        f"{reference.recipe_name}: {rep.delegate} has no faster kernel for them at this size on this CPU",
+                        t_new / t_ref,
+                    )
+                )
+    elif reference.runtime != candidate.runtime:
+        out.append(
+            Finding(
+                "runtime",
+                f"the reference runs on {reference.runtime}, this candidate on {candidate.runtime}: part of the "
+                f"difference is the runtime itself; compare with the FP32 {candidate.runtime} candidate "
+                f"({'executorch-fp32' if candidate.runtime == 'executorch' else 'litert-fp32'}) to see quantization's",
+            )
+        )
+    return out
+
+
 def _rows_of(prof, op_types) -> tuple[list[dict], float]:
     """The profile rows of these operator types, and their summed share of kernel time."""
     rows = [r for r in prof.rows if r["op_type"] in op_types]
@@ -91,6 +200,9 @@ def why_no_speedup(
                 "the 16-bit weights are converted on the fly, so the model is smaller, not faster",
             )
         )
+    if candidate.runtime in _EDGE:
+        exp.findings.extend(_edge_findings(candidate, reference, model, threads=threads, runs=runs))
+        return exp
     if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
         return exp
     if model is None:

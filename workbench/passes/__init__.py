@@ -1,8 +1,10 @@
 """Passes: one config dataclass + one registered handler each. Import registers them all."""
 
 from .distill import Distill
+from .executorch import ExecuTorchExport
 from .export import OnnxExport
 from .graph import OrtOptimize
+from .litert import LiteRTExport
 from .precision import Cast, OnnxFp16
 from .prune import MagnitudePrune, StructuredPrune
 from .qat import QuantAwareTraining
@@ -13,6 +15,8 @@ from .selective import SelectiveQuant
 __all__ = [
     "SelectiveQuant",
     "OnnxExport",
+    "ExecuTorchExport",
+    "LiteRTExport",
     "OrtOptimize",
     "Cast",
     "OnnxFp16",

@@ -16,12 +16,14 @@ from typing import Any
 
 from ..core.config import PassConfig, check_choice, config_kinds
 from ..core.errors import ConfigError
-from ..passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, StaticInt8
+from ..passes import Cast, DynamicInt8, ExecuTorchExport, Int4WeightOnly, LiteRTExport, OnnxExport, StaticInt8
 from .registry import INT8_FUSIONS, Recipe
 
 __all__ = [
     "PRECISIONS",
     "PRECISION_HELP",
+    "FORMATS",
+    "FORMAT_HELP",
     "CALIBRATIONS",
     "BLOCK_SIZES",
     "build_recipe",
@@ -39,6 +41,19 @@ PRECISION_HELP: dict[str, str] = {
     "int8-dynamic": "ONNX Runtime, 8-bit weights, activations scaled on the fly: no calibration data needed",
     "int8-static": "ONNX Runtime, 8-bit weights and activations, ranges measured on calibration samples",
     "int4": "ONNX Runtime, 4-bit weights in blocks (MatMul layers only), float activations",
+}
+#: the target format: "onnx" = ONNX Runtime (or PyTorch for bf16/fp16) as the precision says; the edge formats
+#: write a program for that runtime (pip install 'workbench[edge]'), with the precisions it has
+FORMATS: tuple[str, ...] = ("onnx", "executorch", "litert")
+FORMAT_HELP: dict[str, str] = {
+    "onnx": "ONNX Runtime (PyTorch for BF16/FP16): every precision",
+    "executorch": "FP32 or INT8 static: an ExecuTorch .pte program on the XNNPACK delegate",
+    "litert": "FP32, INT8 dynamic or INT8 static (full INT8): a LiteRT .tflite model",
+}
+#: the precisions each edge format has
+EDGE_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "executorch": ("fp32", "int8-static"),
+    "litert": ("fp32", "int8-dynamic", "int8-static"),
 }
 CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
 BLOCK_SIZES: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -59,9 +74,25 @@ def optional_pass(kind: str) -> type[PassConfig] | None:
     return config_kinds().get(kind)
 
 
+def _edge_steps(precision: str, fmt: str, *, per_channel: bool, samples: int) -> list[PassConfig]:
+    if precision not in EDGE_PRECISIONS[fmt]:
+        raise ConfigError(
+            f"The 'precision' parameter of build_recipe must be one of {', '.join(map(repr, EDGE_PRECISIONS[fmt]))} "
+            f"with format={fmt!r} ({fmt}: {FORMAT_HELP[fmt]}). Got {precision!r} instead."
+        )
+    cls = ExecuTorchExport if fmt == "executorch" else LiteRTExport
+    if precision == "fp32":
+        return [cls()]
+    if precision == "int8-dynamic":
+        return [LiteRTExport(quantize="int8-dynamic", per_channel=per_channel)]
+    return [cls(quantize="int8", per_channel=per_channel, samples=samples)]
+
+
 def _precision_steps(
-    precision: str, *, per_channel: bool, calibration: str, samples: int, block_size: int
+    precision: str, *, per_channel: bool, calibration: str, samples: int, block_size: int, format: str = "onnx"
 ) -> list[PassConfig]:
+    if format != "onnx":
+        return _edge_steps(precision, format, per_channel=per_channel, samples=samples)
     if precision == "fp32":
         return []
     if precision in ("bf16", "fp16"):
@@ -99,10 +130,12 @@ def recipe_steps(
     block_size: int = 32,
     prune: dict | None = None,
     distill: dict | None = None,
+    format: str = "onnx",
 ) -> list[PassConfig]:
     """The passes for these settings, in order: distill -> prune -> precision (passes that need float
-    weights come before quantization)."""
+    weights come before quantization); ``format`` picks the runtime the precision step writes for."""
     check_choice("build_recipe", "precision", precision, PRECISIONS)
+    check_choice("build_recipe", "format", format, FORMATS)
     check_choice("build_recipe", "calibration", calibration, CALIBRATIONS)
     check_choice("build_recipe", "block_size", block_size, BLOCK_SIZES)
     steps: list[PassConfig] = []
@@ -118,8 +151,9 @@ def recipe_steps(
             settings.pop("scope", None)
         steps.append(_optional_step(kind, "Pruning", settings))
     steps += _precision_steps(
-        precision, per_channel=per_channel, calibration=calibration, samples=samples, block_size=block_size
-    )
+        precision, per_channel=per_channel, calibration=calibration, samples=samples, block_size=block_size,
+        format=format,
+    )  # fmt: skip
     return steps
 
 
@@ -132,12 +166,14 @@ def build_recipe(
     block_size: int = 32,
     prune: dict | None = None,
     distill: dict | None = None,
+    format: str = "onnx",
 ) -> Recipe | None:
     """Map panel settings to a Recipe (None = the unmodified FP32 baseline).
 
     ``prune`` is ``{"method": "unstructured" | "structured", "sparsity": 0.5, ...}`` (further keys are the
     prune pass's own fields); ``distill`` holds the distill pass's fields. Both raise ConfigError when this
-    version has no such pass.
+    version has no such pass. ``format``: "onnx" (the default), "executorch" or "litert" (``FORMATS``); an edge
+    format makes a program even at FP32 (``executorch-fp32``).
 
     >>> build_recipe("int8-static", calibration="entropy", samples=32).name
     'int8-static-entropy-32'
@@ -150,10 +186,11 @@ def build_recipe(
         block_size=block_size,
         prune=prune,
         distill=distill,
+        format=format,
     )
     if not steps:
         return None
-    opts = dict(per_channel=per_channel, calibration=calibration, samples=samples, block_size=block_size)
+    opts = dict(per_channel=per_channel, calibration=calibration, samples=samples, block_size=block_size, format=format)
     n_float = len(steps) - len(_precision_steps(precision, **opts))  # distill / prune steps come first
     parts = [_short(s) for s in steps[:n_float]] + [_precision_name(precision, **opts)]
     name = "+".join(p for p in parts if p)
@@ -161,7 +198,14 @@ def build_recipe(
     return Recipe(name, tuple(steps), f"panel settings: {desc}", tags=("panel",))
 
 
-def _precision_name(precision: str, *, per_channel: bool, calibration: str, samples: int, block_size: int) -> str:
+def _precision_name(
+    precision: str, *, per_channel: bool, calibration: str, samples: int, block_size: int, format: str = "onnx"
+) -> str:
+    if format != "onnx":  # the shipped recipes' names for their default settings (executorch-int8, litert-fp32)
+        tail = {"fp32": "fp32", "int8-dynamic": "int8-dynamic", "int8-static": "int8"}[precision]
+        if precision == "int8-static" and samples != 64:
+            tail += f"-{samples}"
+        return f"{format}-{tail}" + ("" if per_channel or precision == "fp32" else "-per-tensor")
     if precision == "fp32":
         return ""
     if precision == "int8-dynamic":

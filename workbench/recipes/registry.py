@@ -22,7 +22,9 @@ from ..passes import (
     Cast,
     Distill,
     DynamicInt8,
+    ExecuTorchExport,
     Int4WeightOnly,
+    LiteRTExport,
     MagnitudePrune,
     OnnxExport,
     OrtOptimize,
@@ -245,6 +247,63 @@ for _r in (
         (QuantAwareTraining(),),
         "fake-quantized fine-tuning exported to a QDQ INT8 ONNX model",
         ("qat", "int8"),
+    ),
+):
+    register_recipe(_r)
+
+# edge formats (pip install 'workbench[edge]'): an ExecuTorch program or a LiteRT model, each measured with its own
+# runtime on this machine, with a delegation report (which operators ran inside XNNPACK); the compression steps
+# come first, in PyTorch, as in the ONNX recipes
+_ET8, _LT8 = ExecuTorchExport(quantize="int8"), LiteRTExport(quantize="int8")
+for _r in (
+    Recipe(
+        "executorch-fp32",
+        (ExecuTorchExport(),),
+        "ExecuTorch program (.pte), FP32 on the XNNPACK delegate: what a phone runs with ExecuTorch",
+        ("edge",),
+    ),
+    Recipe(
+        "executorch-int8",
+        (_ET8,),
+        "ExecuTorch program, static INT8 (PT2E, XNNPACKQuantizer, per-channel weights, calibrated) on XNNPACK",
+        ("edge", "int8"),
+    ),
+    Recipe("litert-fp32", (LiteRTExport(),), "LiteRT model (.tflite), FP32, XNNPACK delegate", ("edge",)),
+    Recipe(
+        "litert-int8-dynamic",
+        (LiteRTExport(quantize="int8-dynamic"),),
+        "LiteRT model, INT8 weights with activations quantized at run time (dynamic range): no calibration",
+        ("edge", "int8"),
+    ),
+    Recipe(
+        "litert-int8",
+        (_LT8,),
+        "LiteRT model, full INT8 (weights and activations, calibrated); INT8 inputs where the first op is quantized",
+        ("edge", "int8"),
+    ),
+    Recipe(
+        "prune-structured-executorch-int8",
+        (StructuredPrune(sparsity=0.5), _ET8),
+        "half the channels (or heads / FFN neurons) removed and fine-tuned, then an INT8 ExecuTorch program",
+        ("prune", "edge", "int8"),
+    ),
+    Recipe(
+        "prune-structured-litert-int8",
+        (StructuredPrune(sparsity=0.5), _LT8),
+        "half the channels (or heads / FFN neurons) removed and fine-tuned, then a full-INT8 LiteRT model",
+        ("prune", "edge", "int8"),
+    ),
+    Recipe(
+        "distill-executorch-int8",
+        (Distill(), _ET8),
+        "half-depth student trained from the FP32 teacher, then an INT8 ExecuTorch program",
+        ("distill", "edge", "int8"),
+    ),
+    Recipe(
+        "distill-litert-int8",
+        (Distill(), _LT8),
+        "half-depth student trained from the FP32 teacher, then a full-INT8 LiteRT model",
+        ("distill", "edge", "int8"),
     ),
 ):
     register_recipe(_r)
