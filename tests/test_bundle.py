@@ -56,7 +56,9 @@ def test_bundle_runs_on_a_bare_device_and_imports(digits_model, store, int8, tmp
     assert r.returncode == 0, r.stderr
     result = json.loads((out / "result.json").read_text())
     assert len(result["samples_ms"]) == 15 and result["max_abs_diff_vs_host"] < 1e-4
+    assert result["settings"]["ort_spinning"] is False  # as on the host; ARM adds its big-core choice here
     dev = import_bundle_result(out / "result.json", store, device_name="pi")
+    assert dev.get("thread_settings") == result["settings"]
     assert dev.parent_id == int8.id and dev.id != int8.id and dev.key != int8.key
     assert dev.get("p50_ms") > 0 and dev.get("accuracy") == int8.get("accuracy")
     assert dev.notes["measured_on"] == "device" and dev.recipe_name == "ort-int8-dynamic @ pi"

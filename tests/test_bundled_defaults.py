@@ -66,7 +66,8 @@ def test_ts_reader_and_missing_wheel_errors(tmp_path, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "sktime" else real(n, *a))
-    with pytest.raises(wb.DataError, match=r"pip install --no-deps sktime==1\.2\.0"):
+    monkeypatch.setenv("WORKBENCH_WHEEL_DATA", str(tmp_path / "no-wheel-data"))
+    with pytest.raises(wb.DataError, match=r"pip install --no-deps --target \.venv/wheel-data sktime==1\.2\.0"):
         basic_motions()
 
 

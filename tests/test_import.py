@@ -34,3 +34,12 @@ def test_import_makes_no_network_call():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_pip_check_is_clean():
+    """Every installed distribution's requirements are met (the data-only wheels live outside site-packages)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import workbench as wb
 from workbench import RunStore
 from workbench.cli.report import parse_value
 from workbench.core.env import fingerprint
@@ -32,10 +33,14 @@ def _small(store: Path) -> dict:
     }
 
 
+#: the module report's progress (a step per cell, the section as the message)
+REPORT_CTX = wb.RunContext()
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
-    res = run_report("digits-cnn", _small(d / "runs.sqlite"), d / "digits.html", cwd=d)
+    res = run_report("digits-cnn", _small(d / "runs.sqlite"), d / "digits.html", cwd=d, ctx=REPORT_CTX)
     assert res.ok, f"{res.failed_cell}: {res.error}"
     # the candidates of this run (later tests add more to the same store)
     return res, d / "runs.sqlite", RunStore(d / "runs.sqlite").candidates(include_intermediate=False)
@@ -119,6 +124,26 @@ def test_report_environment_fingerprint(report):
     assert len(cands) == 3
     for c in cands:
         assert f"{c.recipe_name}={c.id}" in text
+
+
+def test_report_says_what_the_cpu_means_and_which_latencies_are_noisy(report):
+    from workbench.recipes.advice import cpu_summary
+
+    res, _, cands = report
+    text = _text(res.html_path.read_text())
+    assert "what this CPU means" in text and cpu_summary() in text
+    assert "thread settings" in text and "ort_spinning False" in text
+    noisy = [f"{c.recipe_name}={c.id}" for c in cands if c.get("noisy")]
+    assert ("noisy latencies " + (", ".join(noisy) if noisy else "none")) in text
+
+
+def test_report_progress_is_a_step_per_cell_with_its_section(report):
+    events = [e for e in REPORT_CTX.events if e.stage == "report digits-cnn"]
+    assert events and events[0].total and events[0].done == 0
+    total = events[0].total
+    assert events[-1].done == total  # every cell ran and was counted once
+    messages = {e.message for e in events if e.message}
+    assert any("Verdict" in m or "verdict" in m for m in messages), messages
 
 
 def test_rerun_reproduces_accuracy_exactly(report, tmp_path):

@@ -211,6 +211,25 @@ def test_run_streams_results_and_reuses_cached_settings(wb, store):
     assert "fits the budget" in wb.results.verdict.value
 
 
+def test_retime_button_times_the_selected_candidates_again(wb, store):
+    wb.quantization.precision.value = "int8-dynamic"
+    cand = wb.results.current and store.get(wb.results.current)
+    if cand is None or cand.recipe_name != "int8-dynamic":  # run alone: measure it first
+        wb.run_panel.run_button.click()
+        cand = wb.wait()
+    first = cand.get("p50_ms")
+    wb.results.compare.value = (cand.id,)
+    wb.run_panel.retime_button.click()
+    done = wb.wait()
+    assert [r.candidate.id for r in done] == [cand.id] and wb.run_panel.error.text == ""
+    now = store.get(cand.id)
+    assert now.get("retimed") >= 1 and now.get("first_timing")["p50_ms"] == first
+    assert wb.run_panel.status.text.startswith("Re-timed: int8-dynamic p50")
+    # the chart shows the new timing
+    assert points(wb)["int8-dynamic"]["x"] == pytest.approx(now.get("p50_ms"))
+    wb.results.compare.value = ()
+
+
 def test_cancel_stops_the_run_and_records_it(wb, store):
     assert wb.cancel() is False and "Nothing to cancel" in wb.run_panel.status.text
     gate = Gate("static-int8")

@@ -31,6 +31,7 @@ from workbench.lm.task import CausalLM
 from workbench.optimize import find_candidate, run_baseline, run_recipe, scored_on
 from workbench.recipes.compose import build_recipe
 from workbench.recipes.registry import Recipe
+from workbench.remeasure import RETIME_RUNS, noisy_ids, remeasure
 from workbench.tasks import task_of
 from workbench.tasks.budget import Budget, violations
 
@@ -137,6 +138,7 @@ class Workbench(w.VBox):
         self.run_panel.on_run(self.run)
         self.run_panel.on_cancel(self.cancel)
         self.run_panel.on_report(self.export_report)
+        self.run_panel.on_retime(self.retime)
         for c in (
             *self.quantization.controls,
             *self.pruning.controls,
@@ -389,6 +391,57 @@ class Workbench(w.VBox):
             panel.status.show(f"Done: {cand.recipe_name} — {_summary(cand)} — {fit}.{degraded}", kind)
             self.lookup.show(f"Measured just now ({cand.id}).", "ok")
         return cand
+
+    # ---- re-timing ---------------------------------------------------------------------------------
+    def retime(self, ids: list[str] | None = None):
+        """Re-time candidates beside their baseline on the worker thread (``workbench remeasure``): ``ids``, else
+        those selected under Compare, else every noisy one shown. Returns the Future (None if refused)."""
+        panel = self.run_panel
+        if self.running or self.search.running:
+            panel.error.show("A run or a search is in progress: re-time when it has finished.", "warn")
+            return None
+        shown = {c.id: c for c in self.results.candidates}
+        ids = list(ids or self.results.compare.value or noisy_ids(shown.values()))
+        ids = [i for i in ids if i in shown and shown[i].ok and shown[i].notes.get("measured_on") != "device"]
+        if not ids:
+            panel.status.show(
+                "Nothing to re-time: no latency is marked noisy. Select candidates under Compare to re-time them.",
+                "info",
+            )
+            return None
+        ctx = RunContext(on_progress=panel.on_progress)
+        self._ctx = ctx
+        panel.started(f"re-timing {len(ids)} candidate(s)…")
+        bench = replace(self.bench_config(), runs=max(self.bench_config().runs, RETIME_RUNS))
+        self._run_future = self.worker.submit("re-timing", self._retime_job, ids, bench, ctx)
+        return self._run_future
+
+    def _retime_job(self, ids: list[str], bench: BenchConfig, ctx: RunContext) -> Any:
+        panel = self.run_panel
+        try:
+            done = remeasure(ids, store=self.store, model=self.picker.model, bench=bench, ctx=ctx)
+        except CancelledError as e:
+            panel.finished("warning")
+            panel.status.show(f"Re-timing cancelled ({e}); the timings recorded so far are kept.", "warn")
+            return None
+        except Exception as e:
+            panel.finished("danger")
+            panel.error.show(f"Re-timing failed: {type(e).__name__}: {e}", "error")
+            return None
+        self.refresh(self.results.current)
+        still = [r.candidate.id for r in done if r.candidate.get("noisy")]
+        parts = [
+            f"{r.candidate.recipe_name} p50 {r.before['p50_ms']:.3g} -> {r.candidate.get('p50_ms'):.3g} ms"
+            for r in done
+        ]
+        panel.finished("success" if not still else "warning")
+        panel.status.show(
+            "Re-timed: "
+            + "; ".join(parts)
+            + (f". Still noisy: {', '.join(still)} (the machine is busy: try again later)." if still else "."),
+            "ok" if not still else "warn",
+        )
+        return done
 
     # ---- report -----------------------------------------------------------------------------------
     def export_report(self):

@@ -19,7 +19,7 @@ import ipywidgets as w
 from workbench.report.charts import candidates_frame, compare_frame, size_chart, tradeoff_chart
 from workbench.store.candidate import Candidate
 from workbench.tasks import Task, task_of, tasks_of
-from workbench.tasks.budget import Budget, violations
+from workbench.tasks.budget import Budget, timing_warning, violations
 
 from ._common import help_line, replace_output
 
@@ -222,5 +222,8 @@ class ResultsPanel(w.VBox):
             if not v
             else f"{c.recipe_name} breaks the budget: " + "; ".join(map(str, v)) + "."
         )
-        color = "#2e7d32" if not v else "#c62828"
+        warn = timing_warning(c)
+        if warn:  # a verdict resting on a latency timed on a busy machine says so
+            text += f" Caution: {warn} (or press Re-time)."
+        color = "#c62828" if v else ("#b26a00" if warn else "#2e7d32")
         return f"<div style='color:{color}'>{html.escape(text)}</div>"

@@ -37,6 +37,12 @@ class RunPanel(w.VBox):
         self.report_button = w.Button(
             description="Export report", icon="file", tooltip="Write an HTML report of this model's candidates"
         )
+        self.retime_button = w.Button(
+            description="Re-time",
+            icon="clock-o",
+            tooltip="Time the candidates selected under Compare again, beside the FP32 baseline (none selected: "
+            "every candidate whose latency is marked noisy)",
+        )
         self.progress = w.FloatProgress(
             value=0.0, min=0.0, max=1.0, description="Progress", layout=w.Layout(width="420px")
         )
@@ -48,11 +54,12 @@ class RunPanel(w.VBox):
         self._last = 0.0
         super().__init__(
             [
-                w.HBox([self.run_button, self.cancel_button, self.report_button]),
+                w.HBox([self.run_button, self.cancel_button, self.report_button, self.retime_button]),
                 help_line(
                     "Run measures the settings above (accuracy on held-out data, latency, size) and adds "
                     "the result to the charts. Cancel stops at the next step. Export report writes an "
-                    "HTML report of every candidate of this model."
+                    "HTML report of every candidate of this model. Re-time measures the selected (or the "
+                    "noisy, faint) candidates again beside the baseline: do it when the machine is quiet."
                 ),
                 w.HBox([self.progress, self.step]),
                 self.status,
@@ -69,6 +76,9 @@ class RunPanel(w.VBox):
 
     def on_report(self, fn: Any) -> None:
         self.report_button.on_click(guarded(fn, self.error, "Export report"))
+
+    def on_retime(self, fn: Any) -> None:
+        self.retime_button.on_click(guarded(fn, self.error, "Re-time"))
 
     def started(self, what: str) -> None:
         self.run_button.disabled = True

@@ -6,11 +6,21 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.recipes.compose import BLOCK_SIZES, CALIBRATIONS, PRECISION_HELP, PRECISIONS, optional_pass
+from workbench.recipes.advice import precision_note
+from workbench.recipes.compose import (
+    BLOCK_SIZES,
+    CALIBRATIONS,
+    EDGE_PRECISIONS,
+    FORMAT_HELP,
+    FORMATS,
+    PRECISION_HELP,
+    PRECISIONS,
+    optional_pass,
+)
 
 from ._common import LABEL_STYLE, WIDE, Message, help_line, section_title, with_help
 
-__all__ = ["QuantizationPanel", "PruningPanel", "DistillationPanel", "PRECISION_LABELS"]
+__all__ = ["QuantizationPanel", "PruningPanel", "DistillationPanel", "PRECISION_LABELS", "FORMAT_LABELS"]
 
 PRECISION_LABELS = {
     "fp32": "FP32",
@@ -20,6 +30,7 @@ PRECISION_LABELS = {
     "int8-static": "INT8 static",
     "int4": "INT4",
 }
+FORMAT_LABELS = {"onnx": "ONNX Runtime", "executorch": "ExecuTorch (.pte)", "litert": "LiteRT (.tflite)"}
 
 
 class QuantizationPanel(w.VBox):
@@ -56,6 +67,11 @@ class QuantizationPanel(w.VBox):
             layout=WIDE,
         )
         self.block_size = w.Dropdown(options=list(BLOCK_SIZES), value=32, description="Block size", style=LABEL_STYLE)
+        # the target format: the edge formats write a program for a phone's / a Raspberry Pi's runtime
+        self.format = w.Dropdown(
+            options=[(FORMAT_LABELS[f], f) for f in FORMATS], value="onnx", description="Format", style=LABEL_STYLE
+        )
+        self.format_help = w.HTML()
         self._per_channel_box = with_help(
             self.per_channel,
             "One scale per output channel instead of one per "
@@ -76,6 +92,8 @@ class QuantizationPanel(w.VBox):
         super().__init__(
             [
                 section_title("Quantization"),
+                self.format,
+                self.format_help,
                 self.precision,
                 self.step_help,
                 self._per_channel_box,
@@ -85,15 +103,23 @@ class QuantizationPanel(w.VBox):
             ]
         )
         self.precision.observe(self._sync, names="value")
+        self.format.observe(self._sync, names="value")
         self._sync()
 
     def _sync(self, _change: Any = None) -> None:
-        p = self.precision.value
+        p, fmt = self.precision.value, self.format.value
         # the slider's readout is narrow: say the chosen step in full here, with what it means
-        self.step_help.value = help_line(f"{PRECISION_LABELS[p]}: {PRECISION_HELP[p]}").value
+        here = precision_note(p)  # what this CPU makes of it ("slower than FP32 here: no avx512_bf16 ...")
+        self.step_help.value = help_line(
+            f"{PRECISION_LABELS[p]}: {PRECISION_HELP[p]}" + (f" On this CPU: {here}." if here else "")
+        ).value
+        note = FORMAT_HELP[fmt]
+        if fmt != "onnx" and p not in EDGE_PRECISIONS[fmt]:
+            note = f"{fmt} has no {PRECISION_LABELS[p]}: choose {' or '.join(PRECISION_LABELS[x] for x in EDGE_PRECISIONS[fmt])}"
+        self.format_help.value = help_line(f"{FORMAT_LABELS[fmt]}: {note}").value
         show = {
             self._per_channel_box: p.startswith("int8"),
-            self._calibration_box: p == "int8-static",
+            self._calibration_box: p == "int8-static" and fmt == "onnx",  # the edge quantizers calibrate min/max
             self._samples_box: p == "int8-static",
             self._block_box: p == "int4",
         }
@@ -108,11 +134,12 @@ class QuantizationPanel(w.VBox):
             "calibration": self.calibration.value,
             "samples": self.samples.value,
             "block_size": self.block_size.value,
+            "format": self.format.value,
         }
 
     @property
     def controls(self) -> list[w.Widget]:
-        return [self.precision, self.per_channel, self.calibration, self.samples, self.block_size]
+        return [self.format, self.precision, self.per_channel, self.calibration, self.samples, self.block_size]
 
 
 class _OptionalPassPanel(w.VBox):

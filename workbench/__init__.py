@@ -9,6 +9,8 @@ The compute library behind the panels, notebooks and CLI. It never imports ipywi
 
 from __future__ import annotations
 
+import logging as _logging
+
 __version__ = "0.1.0"
 
 from .core.artifact import Artifact, onnx_artifact, torch_artifact
@@ -19,6 +21,7 @@ from .core.errors import (
     CancelledError,
     ConfigError,
     DataError,
+    DataNotice,
     ModelLoadError,
     ModelRunError,
     OfflineError,
@@ -40,7 +43,9 @@ from .passes import (
     Cast,
     Distill,
     DynamicInt8,
+    ExecuTorchExport,
     Int4WeightOnly,
+    LiteRTExport,
     MagnitudePrune,
     OnnxExport,
     OnnxFp16,
@@ -83,6 +88,7 @@ __all__ = [
     "DataError",
     "ModelLoadError",
     "ModelRunError",
+    "DataNotice",
     "OfflineError",
     "ParityError",
     "PassError",
@@ -102,6 +108,8 @@ __all__ = [
     "run_recipe",
     "Cast",
     "DynamicInt8",
+    "ExecuTorchExport",
+    "LiteRTExport",
     "Int4WeightOnly",
     "OnnxExport",
     "OnnxFp16",
@@ -118,3 +126,9 @@ __all__ = [
 ]
 
 from . import lm  # noqa: F401  # registers the bundled causal LM 'smollm2', its passes and lm-* recipes
+
+# transformers imports torchao when it is installed (the edge extra pulls it in for ExecuTorch), and torchao then
+# logs that its CUDA kernels cannot load on this CPU build, and torch that two of its enums are registered twice:
+# noise in every command's output, about nothing the workbench uses
+_logging.getLogger("torchao").setLevel(_logging.ERROR)
+_logging.getLogger("torch.utils._pytree").setLevel(_logging.ERROR)

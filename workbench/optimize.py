@@ -18,14 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .core.artifact import Artifact, file_sha256, onnx_artifact
+from .core.artifact import Artifact, file_sha256, onnx_artifact, runtime_for
 from .core.context import RunContext
 from .core.env import fingerprint, u8s8_saturates
 from .core.errors import CancelledError, ConfigError, WorkbenchError
-from .measure.benchmark import BenchConfig, benchmark, measure_peak_rss, onnx_inference_memory
+from .measure.benchmark import BenchConfig, measure_latency, measure_peak_rss, onnx_inference_memory
 from .measure.evaluate import NonFiniteOutputError, predict
 from .models.registry import LoadedModel
 from .passes import PassJob, apply_pass
+from .recipes.advice import default_recipes_here
 from .recipes.registry import DEFAULT_RECIPES, Recipe, get_recipe
 from .store.candidate import Candidate
 from .store.runstore import RunStore
@@ -38,6 +39,7 @@ __all__ = [
     "candidate_key",
     "recipe_key",
     "find_candidate",
+    "default_recipes_for",
     "BASELINE",
 ]
 
@@ -83,23 +85,42 @@ def measure(
     ctx: RunContext,
     stage: str,
     base: dict[str, Any] | None = None,
+    base_id: str | None = None,
     eval_batch: int = 32,
 ) -> dict[str, Any]:
-    """Task metrics on the eval split, latency at batch 1, size, params; ratios against ``base``."""
+    """Task metrics on the eval split, latency at batch 1, size, params; ratios against ``base`` (the baseline's
+    metrics; its latency is re-timed beside this candidate's, ``base_id`` names it in ``compared_with``)."""
     custom = getattr(model.task, "measure", None)
     if custom is not None:  # tasks with their own protocol (causal LMs: perplexity, tokens/s)
-        m = custom(model, art, bench=bench, ctx=ctx, stage=stage)
+        m = custom(model, art, bench=bench, ctx=ctx, stage=stage, base=base)
+        if base is not None and m.get("compared_with"):  # the baseline re-timed in the same rounds
+            m["compared_with"]["id"] = base_id
+            base = {**base, "p50_ms": m["compared_with"]["p50_ms"]}
         return model.task.relative(m, base)
     threads = bench.effective_threads
     t0 = time.monotonic()
-    runner = art.runner(threads)
+    runner = art.runner(threads, session_config=bench.session_config())
     outputs = predict(runner, model.data.eval, batch_size=eval_batch, ctx=ctx, stage=f"{stage} / evaluate")
     reference = model.reference_outputs(threads)
     m: dict[str, Any] = model.task.metrics(outputs, model.data.eval.labels, reference)
     m["eval_time_s"] = time.monotonic() - t0
-    with ctx.timed():
-        lat = benchmark(runner, model.bench_inputs(), bench, ctx, stage=f"{stage} / latency")
-    m.update(lat.summary())
+    # the speed-up is taken against the baseline re-timed in the same rounds, not against its old record
+    against = None
+    if base and base.get("p50_ms") and art is not model.baseline:
+        against = model.baseline.runner(threads, session_config=bench.session_config())
+    timing = measure_latency(runner, model.bench_inputs(), bench, ctx, f"{stage} / latency", against=against)
+    m.update(timing.result.summary())
+    m.update(timing.metrics())
+    m["thread_settings"] = bench.thread_settings()
+    if timing.baseline is not None and base is not None:
+        m["compared_with"] = {
+            "id": base_id,
+            "p50_ms": timing.baseline.p50,
+            "recorded_p50_ms": base.get("p50_ms"),
+            "how": f"interleaved with the candidate: {len(timing.baseline.extra['round_p50_ms'])} rounds",
+        }
+        m["speedup_rounds"] = timing.check.facts.get("round_speedups")
+        base = {**base, "p50_ms": timing.baseline.p50}
     m["peak_mem_bytes"] = inference_memory(art, model.bench_inputs(), threads)
     m["size_bytes"] = art.size_bytes()
     m["params"] = art.param_count()
@@ -109,10 +130,14 @@ def measure(
 def inference_memory(art: Artifact, inputs: dict, threads: int) -> int:
     """Resident bytes a batch-1 inference needs: the runtime's copy of the weights plus peak workspace.
 
-    ONNX Runtime: the peak RSS of a fresh process loading the model and running it once, beyond the
-    runtime's import. PyTorch: the module's parameter and buffer bytes (resident already) plus the
+    ONNX Runtime, ExecuTorch, LiteRT: the peak RSS of a fresh process loading the model and running it once,
+    beyond the runtime's import. PyTorch: the module's parameter and buffer bytes (resident already) plus the
     RSS added at the peak of one run.
     """
+    if art.kind in ("executorch", "litert"):
+        from .measure.edge_memory import edge_inference_memory
+
+        return edge_inference_memory(art, inputs, threads)
     if art.kind == "torch":
         held = sum(t.numel() * t.element_size() for t in art.module.state_dict().values())
         runner = art.runner(threads)
@@ -160,7 +185,7 @@ def run_baseline(
         threads=bench.effective_threads,
         artifact_path=str(art.path) if art.path else None,
         artifact_sha256=art.sha256(),
-        notes={**_notes(art), **_data_note(model)},
+        notes={**_notes(art), **_data_note(model), **_load_note(model)},
     )
     try:
         metrics = measure(model, art, bench=bench, ctx=ctx, stage=f"{model.name} / baseline")
@@ -233,6 +258,13 @@ def _data_note(model: LoadedModel) -> dict[str, Any]:
     return {"data": {k: d.get(k) for k in ("source", "format", "kind", "rows", "sha256") if d.get(k) is not None}}
 
 
+def _load_note(model: LoadedModel) -> dict[str, Any]:
+    """The baseline records how its model was loaded (``load_model``'s arguments), so ``workbench remeasure`` and
+    a report can load the same model on the same data again."""
+    spec = {k: v for k, v in (model.load_spec or {}).items() if _jsonable(v)}
+    return {"load": spec} if spec else {}
+
+
 def _save_torch(art: Artifact, folder: Path) -> Artifact:
     from safetensors.torch import save_model
 
@@ -281,7 +313,7 @@ def run_recipe(
             task=model.task.name,
             recipe_name=recipe.prefix(i).name,
             recipe={"name": recipe.name, "description": recipe.description, "steps": steps_json},
-            runtime="torch" if step.produces == "torch" else "onnxruntime",
+            runtime=runtime_for(step.produces),
             status="ok" if last else "intermediate",
             env=env,
             parent_id=parent_id,
@@ -324,7 +356,7 @@ def run_recipe(
                 memo[key] = (out, cand.id)
                 art, parent_id = out, cand.id
                 continue
-            metrics = measure(model, out, bench=bench, ctx=ctx, stage=stage, base=baseline.metrics)
+            metrics = measure(model, out, bench=bench, ctx=ctx, stage=stage, base=baseline.metrics, base_id=baseline.id)
             metrics["build_time_s"] = build_s
             reason = model.task.degradation(metrics, baseline.metrics)
             if reason:
@@ -352,6 +384,14 @@ def run_recipe(
     raise AssertionError("unreachable: a recipe has at least one step")
 
 
+def default_recipes_for(model: LoadedModel) -> tuple[list[str], dict[str, str]]:
+    """The recipes ``optimize`` runs when none are named: the task's defaults (else DEFAULT_RECIPES) minus those
+    known to be slower than FP32 on this CPU (BF16 without avx512_bf16/AMX, ...). Returns ``(kept, skipped)``,
+    ``skipped`` mapping each left-out recipe to the reason; name a recipe to run it anyway."""
+    defaults = getattr(model.task, "default_recipes", None) or DEFAULT_RECIPES  # e.g. the causal-LM task's lm-* recipes
+    return default_recipes_here(defaults)
+
+
 def optimize(
     model: LoadedModel | str,
     recipes: Iterable[Recipe | str] | None = None,
@@ -364,7 +404,8 @@ def optimize(
     on_candidate: Callable[[Candidate], None] | None = None,
     **load_kw: Any,
 ) -> list[Candidate]:
-    """Measure the baseline, then each recipe; return [baseline, *candidates] (all recorded).
+    """Measure the baseline, then each recipe; return [baseline, *candidates] (all recorded). Without ``recipes``:
+    :func:`default_recipes_for` (the defaults this CPU does not make slower than FP32).
 
     >>> cands = optimize("digits-cnn", ["ort-int8-dynamic"], store=":memory:")  # doctest: +SKIP
     >>> [c.recipe_name for c in cands]
@@ -386,8 +427,7 @@ def optimize(
     if threads is not None and bench.threads != threads:
         bench = replace(bench, threads=threads)
     ctx = ctx or RunContext()
-    defaults = getattr(model.task, "default_recipes", None) or DEFAULT_RECIPES  # e.g. the causal-LM task's lm-* recipes
-    resolved = [get_recipe(r) for r in (defaults if recipes is None else recipes)]
+    resolved = [get_recipe(r) for r in (default_recipes_for(model)[0] if recipes is None else recipes)]
     for r in resolved:  # validate everything before spending minutes on the first one
         if (a := r.adapted_to(model.baseline.kind)) is not None:
             a.validate_for(model.baseline.kind)

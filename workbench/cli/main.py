@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
-from ..core.errors import WorkbenchError
+from ..core.errors import DataNotice, WorkbenchError
 from .options import add_data_arguments, load_kwargs, print_dataset
 from .table import format_table
 
@@ -59,29 +60,37 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_recipes(args) -> int:
+    from ..core.env import fingerprint
+    from ..recipes.advice import cpu_summary, default_recipes_here, recipe_advice
     from ..recipes.registry import DEFAULT_RECIPES, list_recipes
 
     recipes = list_recipes()
+    kept, skipped = default_recipes_here(DEFAULT_RECIPES)
+    notes = {r.name: "; ".join(a.text for a in recipe_advice(r) if a.level != "fine") for r in recipes}
     if args.json:
-        print(json.dumps([r.to_dict() for r in recipes], indent=2))
+        print(json.dumps([{**r.to_dict(), "on_this_cpu": notes[r.name] or None} for r in recipes], indent=2))
         return 0
     rows = [
         {
-            "name": r.name + (" *" if r.name in DEFAULT_RECIPES else ""),
+            "name": r.name + (" *" if r.name in kept else (" (*)" if r.name in skipped else "")),
             "steps": " -> ".join(s.describe() for s in r.steps),
             "what it does": r.description,
+            "on this CPU": notes[r.name] or "-",
         }
         for r in recipes
     ]
     print(format_table(rows))
-    print("\n* = run by `workbench optimize` when no --recipe is given. A recipe may also be a JSON file.")
+    print(f"\nThis CPU ({fingerprint()['cpu']}): {cpu_summary()}")
+    print("* = run by `workbench optimize` when no --recipe is given. A recipe may also be a JSON file.")
+    if skipped:
+        print("(*) = a default left out on this CPU (slower than FP32 here); name it with --recipe to run it.")
     return 0
 
 
 def _cmd_optimize(args) -> int:
     from ..core.context import RunContext, cli_reporter
     from ..models.registry import load_model
-    from ..optimize import optimize
+    from ..optimize import default_recipes_for, optimize
     from ..store.runstore import RunStore
 
     store = RunStore(args.store)
@@ -90,6 +99,9 @@ def _cmd_optimize(args) -> int:
     model = load_model(args.model, **load_kwargs(args))
     if not args.json:
         print_dataset(model)
+        if not args.recipe:
+            for name, why in default_recipes_for(model)[1].items():
+                print(f"skipped {name}: {why} (run it anyway with --recipe {name})", file=sys.stderr)
     try:
         cands = optimize(
             model, args.recipe or None, store=store, threads=args.threads, ctx=ctx, reuse=not args.no_reuse
@@ -101,10 +113,24 @@ def _cmd_optimize(args) -> int:
     else:
         print(format_table(candidate_rows(cands)))
         print(f"\n{len(cands)} candidates recorded in {store.path}")
+        print_noisy(cands)
     if cands and cands[0].status == "failed":  # nothing can be compared with a baseline that did not run
         print(f"workbench: error: the FP32 baseline of {model.name} failed: {cands[0].error}", file=sys.stderr)
         return 1
     return 1 if any(c.status == "failed" for c in cands) and args.strict else 0
+
+
+def print_noisy(cands) -> None:
+    """Say which latencies were measured on a busy machine, and how to re-time them."""
+    noisy = [c for c in cands if c.ok and c.get("noisy")]
+    if not noisy:
+        return
+    print(
+        f"\n{len(noisy)} of {sum(c.ok for c in cands)} latencies were measured while the machine was busy "
+        f"(timing 'noisy'): {noisy[0].get('noise')}. Their speed-ups were timed beside the baseline in the same "
+        f"rounds, but re-time them on a quiet machine before relying on them: workbench remeasure "
+        + " ".join(c.id for c in noisy)
+    )
 
 
 def _cmd_runs(args) -> int:
@@ -160,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_runs)
 
     # the other subcommands live beside this module, one module each (imported here: the CLI is the top layer)
-    from . import bundle, profile, report, search, sensitivity
+    from . import bundle, profile, remeasure, report, search, sensitivity
 
-    for mod in (report, search, sensitivity, profile, bundle):
+    for mod in (report, search, sensitivity, profile, bundle, remeasure):
         mod.cli_register(sub)
     return p
 
@@ -173,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workbench: error: --threads must be a positive int. Got {args.threads}.", file=sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataNotice)  # printed as notes with the data paragraph instead
+            return int(args.func(args) or 0)
     except WorkbenchError as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2

@@ -61,9 +61,13 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-def print_dataset(model: Any, file=sys.stderr) -> None:
+def print_dataset(model: Any, file=None) -> None:
     """One paragraph on the data a model is scored on: source, rows, columns, labels, hash and notes."""
-    d = (getattr(model, "info", None) or {}).get("dataset")
+    file = file if file is not None else sys.stderr  # looked up per call: a redirected stderr is honoured
+    info = getattr(model, "info", None) or {}
+    for note in info.get("notes") or []:  # e.g. n_eval larger than the eval split: what was used instead
+        print(f"note: {note}", file=file)
+    d = info.get("dataset")
     if not d:
         return
     rows = d.get("rows")

@@ -17,7 +17,13 @@ def _cmd_profile(args) -> int:
     print_dataset(model)
     store = RunStore(args.store)
     cand = store.get(args.candidate) if args.candidate else None
-    prof = profile_model(model, cand, threads=args.threads, runs=args.runs)
+    from ..core.context import RunContext, cli_reporter
+
+    reporter = cli_reporter()
+    try:
+        prof = profile_model(model, cand, threads=args.threads, runs=args.runs, ctx=RunContext(on_progress=reporter))
+    finally:
+        reporter.close()
     m = prof.machine
     print(
         f"machine: {m.peak_gflops:g} GFLOP/s FP32 peak, {m.bandwidth_gbs:g} GB/s, ridge {m.ridge:.2f} FLOP/byte, "

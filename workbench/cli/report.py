@@ -28,10 +28,22 @@ def _cmd_report(args) -> int:
     options = {k: v for k, v in load_kwargs(args).items() if k not in ("data", "eval_data", "task", "n_eval")}
     if options:
         params["data_options"] = {**params.get("data_options", {}), **options}
+    from ..core.context import RunContext, cli_reporter
+
     print(f"running the report for {args.model} (papermill, headless)...", file=sys.stderr)
-    res = run_report(
-        args.model, params, args.output, template=args.template, timeout=args.timeout, include_code=args.show_code
-    )
+    reporter = cli_reporter()
+    try:
+        res = run_report(
+            args.model,
+            params,
+            args.output,
+            template=args.template,
+            timeout=args.timeout,
+            include_code=args.show_code,
+            ctx=RunContext(on_progress=reporter),
+        )
+    finally:
+        reporter.close()
     if not res.ok:
         print(f"workbench: report failed at {res.failed_cell}: {res.error}", file=sys.stderr)
         print(f"report (with the error) written to {res.html_path}", file=sys.stderr)

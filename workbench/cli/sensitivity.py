@@ -18,7 +18,15 @@ def _cmd_sensitivity(args) -> int:
     model = load_model(args.model, **load_kwargs(args))
     if not args.json:
         print_dataset(model)
-    res = sensitivity(model, args.technique or ["int8"], by=args.by, threads=args.threads)
+    from ..core.context import RunContext, cli_reporter
+
+    reporter = cli_reporter(quiet=args.json)
+    try:
+        res = sensitivity(
+            model, args.technique or ["int8"], by=args.by, threads=args.threads, ctx=RunContext(on_progress=reporter)
+        )
+    finally:
+        reporter.close()
     if args.json:
         print(
             json.dumps(

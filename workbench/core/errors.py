@@ -15,6 +15,7 @@ __all__ = [
     "CancelledError",
     "StoreError",
     "ModelRunError",
+    "DataNotice",
     "article",
 ]
 
@@ -88,3 +89,8 @@ class CancelledError(WorkbenchError):
 
 class StoreError(WorkbenchError):
     """The run store cannot be opened or written."""
+
+
+class DataNotice(UserWarning):
+    """Something about the data a user should know, not an error (``n_eval`` larger than the eval split: what was
+    used instead). Also kept in ``LoadedModel.info["notes"]``, which the CLI prints instead of the warning."""

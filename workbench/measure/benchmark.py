@@ -14,18 +14,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import ConfigError
+from .noise import LoadWatch, NoiseCheck, assess, calibration_best, calibration_ms, settle, settle_seconds
 
 __all__ = [
     "BenchConfig",
     "LatencyResult",
     "benchmark",
     "side_by_side",
+    "Timing",
+    "measure_latency",
     "round_speedups",
     "ratio_summary",
     "format_ratio_summary",
@@ -42,10 +46,25 @@ class BenchConfig:
     runs: int = 50
     #: None = all cores. Fewer threads emulate a smaller device (a 2-core SBC, a phone's big cores)
     threads: int | None = None
+    #: time a candidate in alternating rounds with its baseline, so the speed-up is taken under one machine state
+    paired: bool = True
+    #: rounds of a paired timing (each runner gets runs // rounds timed calls per round)
+    rounds: int = 5
+    #: seconds to wait at most for a quiet machine before timing; None: $WORKBENCH_SETTLE_S, else 20
+    settle_s: float | None = None
+    #: re-measurements of a timing found noisy (after another bounded wait)
+    retries: int = 1
+    #: ONNX Runtime's worker threads spin-wait between calls when True. Off by default: a spinning pool takes the
+    #: cores from whatever runs next (the interleaved baseline, another program) - measured in bench_timing.py
+    spinning: bool = False
 
     def __post_init__(self) -> None:
         check_range("BenchConfig", "warmup", self.warmup, 0, 10_000, integer=True)
         check_range("BenchConfig", "runs", self.runs, 1, 100_000, integer=True)
+        check_range("BenchConfig", "rounds", self.rounds, 1, 1000, integer=True)
+        check_range("BenchConfig", "retries", self.retries, 0, 10, integer=True)
+        if self.settle_s is not None:
+            check_range("BenchConfig", "settle_s", self.settle_s, 0, 3600)
         if self.threads is not None:
             check_range("BenchConfig", "threads", self.threads, 1, 1024, integer=True)
             cores = os.cpu_count() or 1
@@ -59,6 +78,19 @@ class BenchConfig:
     @property
     def effective_threads(self) -> int:
         return self.threads or (os.cpu_count() or 1)
+
+    def session_config(self) -> dict[str, str]:
+        """ONNX Runtime session entries for a timed session (recorded with the candidate as ``thread_settings``)."""
+        return {"session.intra_op.allow_spinning": "1" if self.spinning else "0"}
+
+    def thread_settings(self) -> dict[str, Any]:
+        """The thread settings a timing ran under, as a candidate records them."""
+        return {
+            "threads": self.effective_threads,
+            "ort_spinning": self.spinning,
+            "ort_inter_op_threads": 1,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default (spin, then sleep)",
+        }
 
 
 @dataclass(frozen=True)
@@ -189,6 +221,8 @@ def side_by_side(
     rounds: int = 10,
     warmup: int = 5,
     threads: int | None = None,
+    ctx: RunContext | None = None,
+    stage: str = "side by side",
 ) -> dict[str, LatencyResult]:
     """Time several runners against each other, for ratios that hold on a shared machine.
 
@@ -202,9 +236,13 @@ def side_by_side(
     samples: dict[str, list[float]] = {k: [] for k in runners}
     round_p50: dict[str, list[float]] = {k: [] for k in runners}
     peaks: dict[str, int | None] = {}
+    if ctx:
+        ctx.begin(stage, total=rounds * len(runners))
     for _ in range(rounds):
         for name, run in runners.items():
             r = benchmark(run, inputs, cfg)
+            if ctx:
+                ctx.step()
             samples[name].extend(r.samples_ms)
             round_p50[name].append(r.p50)
             peaks[name] = max(filter(None, (peaks.get(name), r.peak_mem_bytes)), default=None)
@@ -212,6 +250,96 @@ def side_by_side(
         k: LatencyResult(tuple(v), cfg.effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]})
         for k, v in samples.items()
     }
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One latency measurement as the pipeline makes it: the candidate's samples, the baseline's samples timed in
+    the same rounds (when paired), whether the machine was quiet enough to trust them, and how long it waited."""
+
+    result: LatencyResult
+    baseline: LatencyResult | None = None
+    check: NoiseCheck = NoiseCheck(False)
+    waited_s: float = 0.0
+    attempts: int = 1
+
+    @property
+    def speedup(self) -> float | None:
+        """The baseline's p50 over the candidate's, both from the same rounds (None when not paired)."""
+        if self.baseline is None:
+            return None
+        return self.baseline.p50 / max(self.result.p50, 1e-12)
+
+    def metrics(self) -> dict[str, Any]:
+        """What a candidate records of this timing (beside ``LatencyResult.summary``)."""
+        m: dict[str, Any] = {**self.check.to_metrics(), "timing_attempts": self.attempts}
+        if self.waited_s >= 0.05:
+            m["waited_for_quiet_s"] = round(self.waited_s, 2)
+        return m
+
+
+def measure_latency(
+    runner: Callable[[Mapping[str, np.ndarray]], object],
+    inputs: Mapping[str, np.ndarray],
+    cfg: BenchConfig = BenchConfig(),
+    ctx: RunContext | None = None,
+    stage: str = "latency",
+    *,
+    against: Callable[[Mapping[str, np.ndarray]], object] | None = None,
+) -> Timing:
+    """Time ``runner`` the way every candidate is timed, and say whether the timing can be trusted.
+
+    Waits (at most ``cfg.settle_s``) for other programs to leave the cores, reads the machine's state around the
+    timing (:mod:`workbench.measure.noise`), and re-measures up to ``cfg.retries`` times when it was noisy; the
+    last timing is kept, flagged when still noisy. With ``against`` (the baseline's runner) and ``cfg.paired``,
+    both are timed in alternating rounds (:func:`side_by_side`, after ``cfg.warmup`` warm-ups each), so their
+    ratio is taken under the same conditions however the machine moved. Runs inside ``ctx.timed()``.
+    """
+    ctx = ctx or RunContext()
+    threads = cfg.effective_threads
+    wait = settle_seconds() if cfg.settle_s is None else cfg.settle_s
+    paired = against is not None and cfg.paired
+    waited, timing = 0.0, None
+    for attempt in range(1, cfg.retries + 2):
+        if wait > 0:
+            waited += settle(threads, wait)
+        with ctx.timed():
+            before = calibration_ms()
+            with LoadWatch() as watch:
+                if paired:
+                    assert against is not None
+                    for _ in range(cfg.warmup):
+                        runner(inputs)
+                        against(inputs)
+                    rounds = max(1, min(cfg.rounds, cfg.runs))
+                    pair = side_by_side(
+                        {"candidate": runner, "baseline": against},
+                        inputs,
+                        runs=max(cfg.runs, rounds),
+                        rounds=rounds,
+                        warmup=min(cfg.warmup, 2),
+                        threads=cfg.threads,
+                        ctx=ctx,
+                        stage=stage,
+                    )
+                    res, base = pair["candidate"], pair["baseline"]
+                    ratios = round_speedups(pair, "baseline", "candidate")
+                else:
+                    res, base, ratios = benchmark(runner, inputs, cfg, ctx, stage=stage), None, []
+            after = calibration_ms()
+        check = assess(
+            threads=threads,
+            watch=watch,
+            calibration=(before, after),
+            best_ms=calibration_best(min(before, after)),
+            samples_ms=res.samples_ms,
+            round_ratios=ratios,
+        )
+        timing = Timing(res, base, check, waited, attempt)
+        if not check.noisy:
+            break
+    assert timing is not None
+    return timing
 
 
 def round_speedups(timed: Mapping[str, LatencyResult], baseline: str, other: str) -> list[float]:

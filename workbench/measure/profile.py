@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.config import check_range
+from ..core.context import RunContext
 from ..core.errors import ModelLoadError, WorkbenchError
 from ..models.registry import LoadedModel
 from ..store.candidate import Candidate
@@ -265,10 +266,18 @@ def _feed(sess, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def profile_model(
-    model: LoadedModel, candidate: Candidate | None = None, *, threads: int | None = None, runs: int = 20
+    model: LoadedModel,
+    candidate: Candidate | None = None,
+    *,
+    threads: int | None = None,
+    runs: int = 20,
+    ctx: RunContext | None = None,
 ) -> Profile:
-    """Profile the model's baseline (exported to ONNX when it is a PyTorch model) or an ONNX candidate."""
+    """Profile the model's baseline (exported to ONNX when it is a PyTorch model) or an ONNX candidate. ``ctx``
+    hears of the export and the profiled runs (progress lines in the CLI)."""
     inputs = model.bench_inputs()
+    ctx = ctx or RunContext()
+    ctx.begin(f"{model.name} / profile", total=2, message="ONNX Runtime's per-node profile")
     if candidate is not None:
         if candidate.runtime != "onnxruntime" or not candidate.artifact_path:
             raise WorkbenchError(
@@ -281,7 +290,9 @@ def profile_model(
     from ..passes import OnnxExport, PassJob, apply_pass
 
     with tempfile.TemporaryDirectory() as d:
-        art = apply_pass(model.baseline, OnnxExport(), PassJob(model=model, workdir=Path(d), threads=threads))
+        art = apply_pass(model.baseline, OnnxExport(), PassJob(model=model, ctx=ctx, workdir=Path(d), threads=threads))
+        ctx.begin(f"{model.name} / profile", total=2, message="exported; profiling")
+        ctx.step()
         return profile(art.path, inputs, threads=threads, runs=runs)
 
 

@@ -734,3 +734,7 @@ def load_minilm(
         data=data,
         eval_data=eval_data,
     )
+
+
+# extra keywords of load_hf reach the causal-LM loader (a Hugging Face folder or id that is a causal LM)
+load_hf.forwards_options_to = "causal-lm"  # type: ignore[attr-defined]

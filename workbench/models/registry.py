@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError, DataError, UnknownNameError
+from ..core.errors import ConfigError, DataError, DataNotice, UnknownNameError
 from ..data.source import DATA_OPTIONS, TASK_KINDS, data_request
 from .base import LoadedModel, ModelInfo, family_loaders_for, register_family_loader
 from .digits import DigitsCNN, load_digits
@@ -93,25 +94,75 @@ def load_model(
                 f"The bundled model {name!r} ({info.description}) only runs on its own data. Models that train "
                 f"or score on your data: {', '.join(takers)}, a Hugging Face id or folder, an .onnx file."
             )
+        _check_options(loader, kwargs, name)
         model = loader(n_eval=n_eval, seed=seed, **given, **kwargs)
     else:
         p = Path(name).expanduser()
         family = family_loaders_for(p.suffix)  # e.g. llama.cpp .gguf weights: the causal-LM loader
         if family:
+            _check_options(family[0], kwargs, name)
             model = family[0](str(p), n_eval=n_eval, seed=seed, **given, **kwargs)
         elif p.suffix == ".onnx" or (p.is_file() and not p.is_dir()):
-            model = load_onnx_file(p, n_eval=n_eval, seed=seed, **given)
-        elif p.is_dir():
-            model = load_hf(str(p), local=True, n_eval=n_eval, seed=seed, **given, **kwargs)
-        elif _looks_like_hub_id(name):
-            model = load_hf(name, local=False, n_eval=n_eval, seed=seed, **given, **kwargs)
+            _check_options(load_onnx_file, kwargs, name)
+            model = load_onnx_file(p, n_eval=n_eval, seed=seed, **given, **kwargs)
+        elif p.is_dir() or _looks_like_hub_id(name):
+            _check_options(load_hf, kwargs, name)
+            model = load_hf(
+                str(p) if p.is_dir() else name, local=p.is_dir(), n_eval=n_eval, seed=seed, **given, **kwargs
+            )
         else:
             raise UnknownNameError(
                 "model", name, list(_REGISTRY) + ["<hub-id like org/name>", "<folder>", "<file.onnx>"]
             )
     _check_task(model, task)
+    _note_eval_size(model, n_eval)
     model.load_spec = _load_spec(name, n_eval, seed, data, eval_data, task, options, kwargs)
     return model
+
+
+#: the keywords load_model itself handles (never a loader's own option)
+_COMMON = frozenset({"name", "local", "n_eval", "seed", "data", "eval_data", "task"})
+
+
+def _options_of(loader: Callable[..., Any]) -> set[str]:
+    """The model options a loader takes: its named parameters, plus those of the family loader it hands its extra
+    keywords to (``forwards_options_to``: a Hugging Face folder that is a causal LM goes to the LM loader)."""
+    names = {
+        n
+        for n, p in inspect.signature(loader).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and not n.startswith("_")
+    }
+    family = getattr(loader, "forwards_options_to", None)
+    if family:
+        from .base import family_loader
+
+        try:
+            names |= _options_of(family_loader(family))
+        except Exception:  # the family's package is not importable here: its options cannot be taken
+            pass
+    return names - _COMMON
+
+
+def _check_options(loader: Callable[..., Any], kwargs: dict[str, Any], name: str) -> None:
+    """Unknown keywords are an error, not silently ignored (a typo like ``n_evl=10`` would score every example)."""
+    unknown = sorted(set(kwargs) - _options_of(loader))
+    if unknown:
+        takes = sorted(_options_of(loader))
+        raise ConfigError(
+            f"load_model got unknown option(s) {', '.join(map(repr, unknown))} for {name!r}. Options every model "
+            f"takes: n_eval, seed, data, eval_data, task; data options: {', '.join(DATA_OPTIONS)}; this model also "
+            f"takes: {', '.join(takes) if takes else 'nothing else'}."
+        )
+
+
+def _note_eval_size(model: LoadedModel, n_eval: int | None) -> None:
+    """``n_eval`` larger than the eval split: say what was used (the CLI prints it with the data paragraph)."""
+    have = len(model.data.eval) if model.data is not None and model.data.eval is not None else None
+    if n_eval is None or have is None or n_eval <= have:
+        return
+    note = f"n_eval={n_eval} was asked for, but the eval split has {have} examples: all {have} are scored"
+    model.info.setdefault("notes", []).append(note)
+    warnings.warn(note, DataNotice, stacklevel=3)
 
 
 def _takes(loader: Callable[..., Any], param: str) -> bool:

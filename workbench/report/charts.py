@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.candidate import Candidate
 from ..tasks import METRICS, metric_title, metric_value, pareto_front, tasks_of
+from ..tasks.base import noise_note, timing_cell
 from ..tasks.budget import Budget
 
 if TYPE_CHECKING:  # altair imports IPython and ipywidgets: keep it out of ``import workbench.charts``
@@ -98,6 +99,9 @@ def _rows(cands: Sequence[Candidate], x: str, y: str, selected: Sequence[str], f
                 "y": yv,
                 "size_mb": metric_value(c, "size_mb"),
                 "speedup": metric_value(c, "speedup"),
+                # a latency measured on a busy machine is drawn faint and says so in its tooltip
+                "timing": "noisy" if c.get("noisy") else "trusted",
+                "noise": c.get("noise") or "",
                 "marker": 220 if c.id in selected else 90,
             }
         )
@@ -133,7 +137,10 @@ def tradeoff_chart(
     rows = _rows(points, x, y, selected, {c.id for c in pareto_front(points)})
     front_rows = sorted((r for r in rows if r["id"] in line_ids), key=lambda r: r["x"])
     model = points[0].model if points else (cands[0].model if cands else "")
-    title = title or f"{model}: {_title(y)} vs {_title(x)} ({len(rows)} measured)".lstrip(": ")
+    noisy = sum(r["timing"] == "noisy" for r in rows)
+    title = title or (
+        f"{model}: {_title(y)} vs {_title(x)} ({len(rows)} measured" + (f", {noisy} noisy)" if noisy else ")")
+    ).lstrip(": ")
 
     xs = alt.X("x:Q", title=_title(x), scale=alt.Scale(zero=False, nice=True))
     ys = alt.Y("y:Q", title=_title(y), scale=alt.Scale(zero=False, nice=True), axis=alt.Axis(format=".4~g"))
@@ -146,6 +153,8 @@ def tradeoff_chart(
         alt.Tooltip("size_mb:Q", title="size (MB)", format=".3g"),
         alt.Tooltip("speedup:Q", title="speed-up", format=".2f"),
         alt.Tooltip("pareto:N", title="on Pareto front"),
+        alt.Tooltip("timing:N", title="timing"),
+        alt.Tooltip("noise:N", title="why noisy"),
     ]
     layers = [
         # the front first, so the points are drawn over it
@@ -153,10 +162,13 @@ def tradeoff_chart(
         .mark_line(color="#54a24b", strokeDash=[4, 3], point=False)
         .encode(x=xs, y=ys, order=alt.Order("x:Q")),
         alt.Chart(alt.Data(values=rows), description="candidates")
-        .mark_point(filled=True, size=90, opacity=0.9)
+        .mark_point(filled=True, size=90)
         .encode(
             x=xs,
             y=ys,
+            opacity=alt.Opacity(
+                "timing:N", title="timing", scale=alt.Scale(domain=["trusted", "noisy"], range=[0.9, 0.3])
+            ),
             color=alt.Color("role:N", title="", scale=alt.Scale(domain=_ROLE_DOMAIN, range=_ROLE_COLORS)),
             shape=alt.Shape("runtime:N", title="runtime"),
             # a raw-valued field, not a second scale on "role": that would merge with (and hide) the colour legend
@@ -287,9 +299,10 @@ def candidates_frame(cands: Iterable[Candidate], metrics: Sequence[str] = _TABLE
         row: dict[str, Any] = {"id": c.id, "recipe": c.recipe_name, "status": c.status, "runtime": c.runtime}
         for m in metrics:
             row[m] = metric_value(c, m)
-        row["error"] = c.error or ""
+        row["timing"] = timing_cell(c.metrics)
+        row["error"] = c.error or noise_note(c.metrics)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["id", "recipe", "status", "runtime", *metrics, "error"])
+    return pd.DataFrame(rows, columns=["id", "recipe", "status", "runtime", *metrics, "timing", "error"])
 
 
 def compare_frame(a: Candidate, b: Candidate, metrics: Sequence[str] | None = None) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.context import RunContext
 from ..core.errors import ConfigError
 
 __all__ = ["ReportResult", "run_report", "template_parameters", "notebook_to_html", "DEFAULT_TEMPLATE"]
@@ -152,13 +153,15 @@ def run_report(
     timeout: float | None = 1800,
     include_code: bool = False,
     cwd: str | os.PathLike[str] | None = None,
+    ctx: RunContext | None = None,
 ) -> ReportResult:
     """Execute the report notebook for ``model`` and write the executed ``.ipynb`` and a self-contained HTML.
 
     ``parameters`` override the template's ``parameters`` cell (see :func:`template_parameters`);
     ``output_html`` defaults to ``reports/<model>.html``; the notebook lands beside it. ``timeout`` is
     per cell, in seconds. The kernel is ``python3`` run by this interpreter, in ``cwd`` (default: the
-    current folder, so the default run store is the one the CLI uses).
+    current folder, so the default run store is the one the CLI uses). ``ctx`` gets a progress step per cell
+    (the section it belongs to as the message), so a command shows where the report is.
 
     >>> r = run_report("digits-cnn", {"recipes": ["ort-int8-dynamic"], "n_eval": 200})   # doctest: +SKIP
     >>> r.ok
@@ -194,6 +197,9 @@ def run_report(
             log_output=False,
             cwd=str(cwd or Path.cwd()),
             execution_timeout=timeout,
+            engine_name=_progress_engine(),
+            workbench_ctx=ctx,
+            workbench_stage=f"report {model}",
         )
     except PapermillExecutionError as e:
         error = f"{e.ename}: {_ANSI.sub('', str(e.evalue))}"
@@ -218,6 +224,47 @@ def run_report(
         failed_cell=failed,
         elapsed_s=time.monotonic() - t0,
     )
+
+
+def _progress_engine() -> str:
+    """Register (once) and name papermill's nbclient engine with a progress step per cell."""
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.exceptions import PapermillException
+
+    try:
+        papermill_engines.get_engine("workbench")
+        return "workbench"
+    except PapermillException:
+        pass
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, workbench_ctx=None, workbench_stage="report", **kw):
+            if workbench_ctx is not None:
+                cells = nb_man.nb.cells
+                heading = {}
+                current = ""
+                for i, c in enumerate(cells):
+                    if c.cell_type == "markdown" and c.source.lstrip().startswith("#"):
+                        current = c.source.lstrip().splitlines()[0].lstrip("#").strip()
+                    heading[i] = current
+                workbench_ctx.begin(workbench_stage, total=len(cells))
+                start, complete = nb_man.cell_start, nb_man.cell_complete
+
+                def cell_start(cell, cell_index=None, **k):
+                    where = heading.get(cell_index) if cell_index is not None else None
+                    workbench_ctx.step(0, message=where or "")
+                    return start(cell, cell_index, **k)
+
+                def cell_complete(cell, cell_index=None, **k):
+                    workbench_ctx.step(1)
+                    return complete(cell, cell_index, **k)
+
+                nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            return super().execute_managed_notebook(nb_man, kernel_name, **kw)
+
+    papermill_engines.register("workbench", ProgressEngine)
+    return "workbench"
 
 
 def _read(path: Path):

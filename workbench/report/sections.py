@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..lm.task import CausalLM
 from ..measure.benchmark import BenchConfig
+from ..measure.delegation import DelegationReport
 from ..store.candidate import Candidate
 from ..store.runstore import RunStore
 from ..tasks import higher_is_better, pareto_front, tasks_of
-from ..tasks.budget import Budget, best_within, violations
+from ..tasks.budget import Budget, best_within, timing_warning, violations
 from . import charts
 
 if TYPE_CHECKING:  # pandas and altair load lazily: importing workbench stays light
@@ -207,9 +208,12 @@ def recipe_lines(cands: Sequence[Candidate], started: datetime.datetime) -> str:
             else "measured in this run"
         )
         desc = c.recipe.get("description") or ""
+        deleg = c.notes.get("delegation")  # ExecuTorch / LiteRT: what ran inside the delegate, what fell back
         lines.append(
             f"- **{c.recipe_name}** (`{c.id}`, {c.runtime}, {c.status}; {when}): {chain or 'the unmodified FP32 model'}"
             + (f" — {desc}" if desc else "")
+            + (f"  \n  Delegation: {DelegationReport.from_dict(deleg).summary()}" if isinstance(deleg, dict) else "")
+            + (f"  \n  Timing: noisy ({c.get('noise')})" if c.ok and c.get("noisy") else "")
             + (f"  \n  *{c.error}*" if c.error else "")
         )
     return "\n".join(lines)
@@ -287,10 +291,12 @@ def verdict_sentence(cands: Sequence[Candidate], budget: Budget) -> str:
     where = _where(budget, is_lm(cands))
     best = best_within(list(cands), budget)
     if best is not None:
+        warn = timing_warning(best)
         return (
             f"The {word} candidate {where}: **{best.recipe_name}** (`{best.id}`): "
             + phrases(best, (quality, speed, "speedup", "size_mb"))
             + "."
+            + (f" **Caution:** {warn}." if warn else "")
         )
     measured = [c for c in cands if c.ok]
     # closest = the smallest total relative excess over the limits it breaks
@@ -318,6 +324,7 @@ def verdict_table(cands: Sequence[Candidate], budget: Budget):
             "id": [c.id for c in cands],
             "fits the budget": ["yes" if not violations(c, budget) else "no" for c in cands],
             "why not": ["; ".join(str(v) for v in violations(c, budget)) for c in cands],
+            "timing": [("noisy: " + c.get("noise", "")) if c.get("noisy") else "ok" for c in cands],
         }
     ).style.hide(axis="index")
 
@@ -329,6 +336,7 @@ def environment_frame(
     import pandas as pd
 
     from ..core.env import fingerprint
+    from ..recipes.advice import cpu_summary
 
     fp = fingerprint(bench.effective_threads)
     other = sorted({c.env.get("cpu", "?") for c in cands if c.env and c.env.get("cpu") != fp["cpu"]})
@@ -336,7 +344,10 @@ def environment_frame(
         "CPU": fp["cpu"],
         "machine / cores": f"{fp['machine']}, {fp['cores']} cores",
         "ISA": " ".join(fp["isa"]) or "-",
+        "what this CPU means": cpu_summary(fp["isa"], fp["machine"]),
         "threads": fp["threads"],
+        "thread settings": ", ".join(f"{k} {v}" for k, v in bench.thread_settings().items()),
+        "noisy latencies": ", ".join(f"{c.recipe_name}={c.id}" for c in cands if c.ok and c.get("noisy")) or "none",
         "seed": seed,
         "Python": fp["python"],
         "OS": fp["os"],

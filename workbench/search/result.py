@@ -8,7 +8,7 @@ from typing import Any
 from ..recipes.registry import Recipe
 from ..store.candidate import Candidate
 from ..tasks import quality
-from ..tasks.budget import Budget, Violation, violations
+from ..tasks.budget import Budget, Violation, timing_warning, violations
 
 PREFER = ("auto", "accuracy", "latency", "size")
 
@@ -132,6 +132,8 @@ class SearchResult:
                 + (f", drop {100 * b.get('accuracy_drop'):+.2f} points" if b.get("accuracy_drop") is not None else "")
                 + "."
             )
+            if (warn := timing_warning(b)) is not None:
+                lines.append(f"Caution: {warn}.")
         else:
             lines.append(f"Nothing fits the budget ({self.budget.describe()}). Closest candidates:")
             for t in self.closest():
@@ -149,6 +151,7 @@ class SearchResult:
             "baseline_id": self.baseline.id,
             "best_id": self.best.id if self.best else None,
             "best_recipe": self.best.recipe_name if self.best else None,
+            "best_timing_warning": timing_warning(self.best),
             "front_ids": [c.id for c in self.front],
             "trials": self.rows(),
             "study": self.study_name,

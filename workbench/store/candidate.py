@@ -22,7 +22,7 @@ class Candidate:
     model: str
     recipe_name: str
     recipe: dict  # the recipe JSON (all steps up to this one)
-    runtime: str  # "torch" | "onnxruntime"
+    runtime: str  # "torch" | "onnxruntime" | "executorch" | "litert"
     status: str
     metrics: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,8 @@
 - Each insert is one transaction: a process killed mid-run leaves every earlier candidate intact.
 - WAL + a busy timeout let two processes (a notebook and a CLI run) write at once.
 - Rows are only ever inserted, never updated: a rerun is a new candidate.
+- A re-timing (``workbench remeasure``) is a row of its own in ``retimings``; a candidate read from the store
+  shows its newest timing (and keeps the first one under ``metrics["first_timing"]``), its record untouched.
 
 >>> store = RunStore(":memory:")
 >>> len(store.candidates())
@@ -16,13 +18,14 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import StoreError
 from .candidate import RECORD_COLUMNS, Candidate
 
-__all__ = ["RunStore", "default_store_path"]
+__all__ = ["RunStore", "default_store_path", "TIMING_METRICS"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS candidates (
@@ -48,7 +51,32 @@ CREATE TABLE IF NOT EXISTS candidates (
 CREATE INDEX IF NOT EXISTS candidates_key ON candidates(key, status);
 CREATE INDEX IF NOT EXISTS candidates_model ON candidates(model, created_at);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retimings (
+    candidate_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    metrics TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retimings_candidate ON retimings(candidate_id, created_at);
 """
+#: the metrics a re-timing replaces (everything else - accuracy, size, the artifact - stays as first measured)
+TIMING_METRICS = (
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "cv",
+    "samples_ms",
+    "threads",
+    "speedup",
+    "speedup_rounds",
+    "compared_with",
+    "noisy",
+    "noise",
+    "noise_facts",
+    "timing_attempts",
+    "waited_for_quiet_s",
+    "thread_settings",
+)
 _SCHEMA_VERSION = "1"
 _JSON_COLS = ("recipe", "metrics", "env", "notes")
 
@@ -179,6 +207,49 @@ class RunStore:
             ) from None
         return cand
 
+    def add_retiming(self, cand_id: str, metrics: dict[str, Any]) -> Candidate:
+        """Record a new timing of a stored candidate (only :data:`TIMING_METRICS`); returns the candidate as it now
+        reads. The candidate's own row is not touched."""
+        self.get(cand_id)  # refuses an unknown id
+        timing = {k: metrics[k] for k in TIMING_METRICS if k in metrics}
+        if not timing.get("p50_ms"):
+            raise StoreError(f"A re-timing of {cand_id} needs a p50_ms; got fields {sorted(metrics)}.")
+        text = json.dumps(timing, sort_keys=True, default=str)
+        self._transaction(lambda c: c.execute("INSERT INTO retimings VALUES (?, ?, ?)", (cand_id, time.time(), text)))
+        return self.get(cand_id)
+
+    def retimings(self, cand_id: str) -> list[dict[str, Any]]:
+        """Every re-timing of a candidate, oldest first (each with its ``measured_at`` time)."""
+        rows = self._conn().execute(
+            "SELECT created_at, metrics FROM retimings WHERE candidate_id = ? ORDER BY created_at, rowid", (cand_id,)
+        )
+        return [{**json.loads(m), "measured_at": t} for t, m in rows.fetchall()]
+
+    def _overlay(self, cands: list[Candidate]) -> list[Candidate]:
+        """Each candidate with its newest re-timing in place of its first timing."""
+        try:
+            rows = self._conn().execute(
+                "SELECT candidate_id, created_at, metrics FROM retimings ORDER BY created_at, rowid"
+            )
+            latest: dict[str, tuple[float, str, int]] = {}
+            for cid, t, m in rows.fetchall():
+                n = latest.get(cid, (0, "", 0))[2] + 1
+                latest[cid] = (t, m, n)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Cannot read the run store {self.path}: {e}") from None
+        if not latest:
+            return cands
+        out = []
+        for c in cands:
+            if c.id not in latest:
+                out.append(c)
+                continue
+            t, text, n = latest[c.id]
+            first = {k: c.metrics.get(k) for k in TIMING_METRICS if k in c.metrics and k != "samples_ms"}
+            metrics = {**c.metrics, **json.loads(text), "first_timing": first, "retimed": n, "retimed_at": t}
+            out.append(replace(c, metrics=metrics))
+        return out
+
     #: how many data sets ``recent_datasets`` keeps
     RECENT_DATASETS = 10
 
@@ -222,7 +293,7 @@ class RunStore:
             for k in _JSON_COLS:
                 d[k] = json.loads(d[k])
             out.append(Candidate.from_dict(d))
-        return out
+        return self._overlay(out)
 
     def get(self, cand_id: str) -> Candidate:
         rows = self._rows("SELECT * FROM candidates WHERE id = ?", (cand_id,))

@@ -22,7 +22,19 @@ from typing import Any, ClassVar
 
 from ..core.errors import DataError
 
-__all__ = ["Metric", "METRICS", "Task", "higher_is_better", "metric_title", "fmt", "fmt_ms", "fmt_mb", "fmt_pct"]
+__all__ = [
+    "Metric",
+    "METRICS",
+    "Task",
+    "higher_is_better",
+    "metric_title",
+    "fmt",
+    "fmt_ms",
+    "fmt_mb",
+    "fmt_pct",
+    "timing_cell",
+    "noise_note",
+]
 
 
 @dataclass(frozen=True)
@@ -187,7 +199,8 @@ class Task:
             "accuracy % [95% CI]": _accuracy_cell(m),
             "drop pts": fmt(m.get("accuracy_drop"), "+.2f", 100),
             "fidelity": fmt(m.get("fidelity"), ".4f"),
-            "note": (c.error or "")[:60],
+            "timing": timing_cell(m),
+            "note": (c.error or noise_note(m))[:60],
         }
 
     @classmethod
@@ -235,3 +248,16 @@ def fmt_mb(size_bytes: float | None) -> str:
 
 def fmt_pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def timing_cell(m: Mapping[str, Any]) -> str:
+    """ "noisy" when the latency was measured on a busy machine, "re-timed" after ``workbench remeasure``."""
+    if m.get("p50_ms") is None:
+        return "-"
+    word = "noisy" if m.get("noisy") else "ok"
+    return f"{word}, re-timed" if m.get("retimed") else word
+
+
+def noise_note(m: Mapping[str, Any]) -> str:
+    """Why a latency is noisy, for the note column (empty when it is not)."""
+    return f"busy machine: {m['noise']}" if m.get("noisy") and m.get("noise") else ""

@@ -19,7 +19,7 @@ from ..core.config import check_range
 from ..store.candidate import Candidate
 from . import higher_is_better, pareto_front, quality, tasks_of
 
-__all__ = ["Budget", "Violation", "violations", "best_within", "pareto_front"]
+__all__ = ["Budget", "Violation", "violations", "best_within", "pareto_front", "timing_warning"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +160,13 @@ def best_within(cands: list[Candidate], budget: Budget) -> Candidate | None:
         return (round(q, 6) if q is not None else -float("inf"), faster)
 
     return max(fits, key=rank)
+
+
+def timing_warning(c: Candidate | None) -> str | None:
+    """The warning that goes with a "best" or a budget verdict resting on a noisy latency (None when it is trusted)."""
+    if c is None or not c.get("noisy"):
+        return None
+    return (
+        f"the latency of {c.recipe_name} ({c.id}) was measured on a busy machine ({c.get('noise') or 'noisy'}); "
+        f"re-time it before relying on it: workbench remeasure {c.id}"
+    )

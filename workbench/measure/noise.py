@@ -1,0 +1,270 @@
+"""Is a latency trustworthy? What the machine did while it was measured.
+
+A shared laptop or CI runner is rarely quiet: another program on a core, a stolen vCPU or a throttled clock
+moves a p50 several-fold (measured here: two 2-thread torch matmul loops took MiniLM eager from 30 ms to 261 ms
+p50). Four signals are read around every timing, each cheap enough to run for every candidate:
+
+- **other programs' CPU**: ``/proc/stat`` busy time of every core minus this process's own CPU time, over the
+  timing window, in cores; a neighbour that takes the cores the model's threads need is the main cause;
+- **steal**: the share of CPU time the hypervisor gave to other guests (``steal`` in ``/proc/stat``);
+- **a calibration kernel** (fixed single-threaded float32 arithmetic, well under a millisecond) timed before and after: a change says the
+  machine's speed moved during the timing; compared with the fastest run of it recorded on this CPU (kept in
+  the cache folder), it says the machine was slow throughout;
+- **the spread of the samples**: p90 far above p50, or per-round speed-ups of an interleaved timing that
+  disagree.
+
+:func:`assess` turns them into a :class:`NoiseCheck` (``noisy`` plus the reasons, in words); the pipeline waits
+a bounded time for a quiet machine (:func:`settle`), re-measures once, and records the flag and the reasons in
+the candidate's metrics (``noisy``, ``noise``, ``noise_facts``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "LoadWatch",
+    "NoiseCheck",
+    "assess",
+    "calibration_ms",
+    "settle",
+    "settle_seconds",
+    "is_noisy",
+    "noise_reason",
+]
+
+#: other programs may use this many cores beyond those the measurement leaves free before a timing is noisy
+#: (a browser tab or a terminal takes 0.1-0.2 of a core on an idle laptop)
+OTHERS_SLACK_CORES = 0.35
+#: steal above this share of CPU time: the hypervisor is running other guests on "our" cores
+MAX_STEAL = 0.05
+#: the calibration kernel ran this much slower after the timing than before (or the other way round)
+MAX_CALIBRATION_DRIFT = 1.3
+#: the calibration kernel ran this much slower than its fastest run recorded on this CPU
+MAX_CALIBRATION_SLOWDOWN = 1.6
+#: p90 / p50 above this: the samples spread too far for one p50 to stand for them
+MAX_P90_OVER_P50 = 1.6
+#: the slowest per-round speed-up of an interleaved timing over the fastest one
+MAX_ROUND_SPREAD = 1.35
+#: default bounded wait for a quiet machine before timing (seconds); WORKBENCH_SETTLE_S overrides it
+DEFAULT_SETTLE_S = 20.0
+
+
+def settle_seconds() -> float:
+    """How long to wait for a quiet machine before timing: ``$WORKBENCH_SETTLE_S`` or 20 s (0: never wait)."""
+    raw = os.environ.get("WORKBENCH_SETTLE_S")
+    if raw is None or not raw.strip():
+        return DEFAULT_SETTLE_S
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return DEFAULT_SETTLE_S
+
+
+def _clock_ticks() -> float:
+    try:
+        return float(os.sysconf("SC_CLK_TCK"))
+    except (ValueError, OSError, AttributeError):
+        return 100.0
+
+
+def _proc_stat() -> tuple[float, float, float] | None:
+    """(busy, steal, total) CPU seconds of every core since boot, or None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            first = f.readline().split()
+    except OSError:
+        return None
+    if not first or first[0] != "cpu":
+        return None
+    v = [float(x) for x in first[1:9]] + [0.0] * max(0, 8 - len(first[1:9]))
+    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+    hz = _clock_ticks()
+    busy = user + nice + system + irq + softirq + steal
+    return busy / hz, steal / hz, (busy + idle + iowait) / hz
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+@dataclass
+class LoadWatch:
+    """Other programs' CPU use and steal over a window: ``with LoadWatch() as w: ...`` then ``w.others_cores``."""
+
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    others_cores: float | None = None
+    steal: float | None = None
+    wall_s: float = 0.0
+
+    def __enter__(self) -> LoadWatch:
+        self._t0 = time.monotonic()
+        self._stat0 = _proc_stat()
+        self._own0 = _own_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.monotonic() - self._t0
+        stat1, own1 = _proc_stat(), _own_cpu()
+        if self._stat0 is None or stat1 is None or self.wall_s <= 0:
+            return
+        busy = stat1[0] - self._stat0[0]
+        total = stat1[2] - self._stat0[2]
+        own = own1 - self._own0
+        # jiffies are 10 ms: a short window reads a little high or low; never below zero
+        self.others_cores = max(0.0, (busy - own) / self.wall_s)
+        self.steal = (stat1[1] - self._stat0[1]) / total if total > 0 else 0.0
+
+
+_KERNEL: dict[str, np.ndarray] = {}
+
+
+def calibration_ms(reps: int = 5) -> float:
+    """Milliseconds of a fixed single-threaded numpy kernel (the fastest of ``reps``): this core's speed right now.
+
+    Element-wise float32 arithmetic on 64k values (no BLAS, so no thread pool of its own to wake: a BLAS matmul
+    measured the previous runtime's spinning threads, 130 ms instead of 0.5 ms, not the machine)."""
+    if not _KERNEL:
+        rng = np.random.default_rng(0)
+        _KERNEL["a"] = rng.standard_normal(1 << 16, dtype=np.float32)
+        _KERNEL["b"] = np.empty_like(_KERNEL["a"])
+    a, b = _KERNEL["a"], _KERNEL["b"]
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(8):
+            np.multiply(a, 1.0001, out=b)
+            np.add(b, a, out=b)
+            np.sqrt(np.abs(b, out=b), out=b)
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return best
+
+
+def _best_file() -> Path:
+    from ..core.env import cache_dir
+
+    return Path(cache_dir()) / "calibration.json"
+
+
+def _cpu_key() -> str:
+    from ..core.env import fingerprint
+
+    fp = fingerprint()
+    return f"{fp['cpu']}|{fp['cores']}"
+
+
+def calibration_best(now_ms: float | None = None) -> float | None:
+    """The fastest calibration run recorded on this CPU; ``now_ms`` is recorded first when it is faster.
+    None where the cache folder cannot be used."""
+    try:
+        path = _best_file()
+        seen = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(seen, dict):
+            seen = {}
+        key = _cpu_key()
+        best = seen.get(key)
+        if now_ms is not None and (not isinstance(best, (int, float)) or now_ms < best):
+            seen[key] = best = now_ms
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(seen))
+            tmp.replace(path)
+        return float(best) if isinstance(best, (int, float)) else None
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class NoiseCheck:
+    noisy: bool
+    reasons: tuple[str, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_metrics(self) -> dict[str, Any]:
+        return {"noisy": self.noisy, "noise": "; ".join(self.reasons) or None, "noise_facts": self.facts}
+
+
+def assess(
+    *,
+    threads: int,
+    watch: LoadWatch | None = None,
+    calibration: tuple[float, float] | None = None,
+    best_ms: float | None = None,
+    samples_ms: Sequence[float] = (),
+    round_ratios: Sequence[float] = (),
+    cores: int | None = None,
+) -> NoiseCheck:
+    """Judge one timing from what was read around it. Every reason names the number and its limit."""
+    cores = cores or os.cpu_count() or 1
+    reasons: list[str] = []
+    facts: dict[str, Any] = {"threads": threads, "cores": cores}
+    if watch is not None and watch.others_cores is not None:
+        free = max(0, cores - threads)
+        facts["others_cores"] = round(watch.others_cores, 3)
+        facts["steal"] = round(watch.steal or 0.0, 4)
+        if watch.others_cores > free + OTHERS_SLACK_CORES:
+            reasons.append(
+                f"other programs used {watch.others_cores:.1f} of the {cores} cores while timing ({threads} "
+                f"thread{'s' if threads != 1 else ''} measured)"
+            )
+        if (watch.steal or 0.0) > MAX_STEAL:
+            reasons.append(f"the hypervisor stole {100 * watch.steal:.0f} % of the CPU time")
+    if calibration is not None:
+        before, after = calibration
+        facts["calibration_ms"] = [round(before, 4), round(after, 4)]
+        drift = max(before, after) / max(min(before, after), 1e-9)
+        if drift > MAX_CALIBRATION_DRIFT:
+            reasons.append(
+                f"the machine's speed changed during the timing (a reference kernel took {before:.2f} ms before "
+                f"and {after:.2f} ms after)"
+            )
+        if best_ms:
+            facts["calibration_best_ms"] = round(best_ms, 4)
+            slow = min(before, after) / best_ms
+            if slow > MAX_CALIBRATION_SLOWDOWN:
+                reasons.append(f"the machine ran {slow:.1f}x slower than its quiet best on a reference kernel")
+    if len(samples_ms) >= 5:
+        p50, p90 = float(np.percentile(samples_ms, 50)), float(np.percentile(samples_ms, 90))
+        facts["p90_over_p50"] = round(p90 / max(p50, 1e-12), 3)
+        if p90 > MAX_P90_OVER_P50 * p50:
+            reasons.append(f"the samples spread widely (p90 {p90:.3g} ms is {p90 / p50:.1f}x p50 {p50:.3g} ms)")
+    if len(round_ratios) >= 3:
+        lo, hi = min(round_ratios), max(round_ratios)
+        facts["round_speedups"] = [round(r, 3) for r in round_ratios]
+        if lo > 0 and hi / lo > MAX_ROUND_SPREAD:
+            reasons.append(f"the speed-up moved from {lo:.2f}x to {hi:.2f}x between rounds")
+    return NoiseCheck(bool(reasons), tuple(reasons), facts)
+
+
+def settle(threads: int, max_wait_s: float, *, poll_s: float = 0.5) -> float:
+    """Wait until other programs leave the cores this measurement needs, at most ``max_wait_s``. Returns the
+    seconds waited (0 at once on a quiet machine; a 0.1 s look is taken first)."""
+    cores = os.cpu_count() or 1
+    limit = max(0, cores - threads) + OTHERS_SLACK_CORES
+    t0 = time.monotonic()
+    window = 0.1
+    while True:
+        with LoadWatch() as w:
+            time.sleep(window)
+        if w.others_cores is None or w.others_cores <= limit:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 + poll_s > max_wait_s:
+            return time.monotonic() - t0
+        window = poll_s
+
+
+def is_noisy(metrics: dict[str, Any] | None) -> bool:
+    """True when a candidate's latency was marked noisy when it was measured."""
+    return bool((metrics or {}).get("noisy"))
+
+
+def noise_reason(metrics: dict[str, Any] | None) -> str | None:
+    return (metrics or {}).get("noise") if is_noisy(metrics) else None
