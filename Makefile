@@ -70,6 +70,8 @@ bench-all: bench
 	$(BIN)/python bench/bench_profile.py
 	$(BIN)/python bench/bench_harness.py
 	$(BIN)/python bench/bench_defaults.py
+	$(BIN)/python bench/bench_timing.py
+	$(BIN)/pip install -q $(TORCH) -e ".[edge]" && $(BIN)/python bench/bench_edge.py
 
 clean:
 	rm -rf .workbench reports test-artifacts

@@ -15,6 +15,8 @@ os.environ.setdefault("WORKBENCH_CACHE", str(ROOT / ".workbench" / "cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
 # a test never waits for a quiet machine (the timing tests that do set BenchConfig.settle_s themselves)
 os.environ.setdefault("WORKBENCH_SETTLE_S", "0")
+# nor re-measures a noisy timing (tests assert outcomes, not latencies; tests/test_timing.py sets retries itself)
+os.environ.setdefault("WORKBENCH_TIMING_RETRIES", "0")
 ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 # Debian's chromium (`make test` installs it): Playwright's own browser download cannot work offline

@@ -255,3 +255,14 @@ def test_edge_candidates_are_drawn_in_the_charts(cands):
     frame = candidates_frame(every)
     assert set(frame["runtime"]) == {"torch", "executorch", "litert"}
     assert frame.loc[frame["recipe"] == "litert-int8", "p50_ms"].item() > 0
+
+
+def test_an_edge_candidate_is_retimed_with_its_own_runtime(cands, edge_store, digits_model, bench):
+    from workbench.remeasure import remeasure
+
+    c = cands["litert-int8"]
+    (r,) = remeasure([c.id], store=edge_store, model=digits_model, bench=bench)
+    now = edge_store.get(c.id)
+    assert now.runtime == "litert" and now.get("retimed") == 1 and len(now.get("samples_ms")) == 5
+    assert now.get("compared_with")["id"] == cands["baseline"].id
+    assert now.get("first_timing")["p50_ms"] == c.get("p50_ms") and now.get("accuracy") == c.get("accuracy")

@@ -78,7 +78,8 @@ def test_search_on_ray_records_the_same_candidates(digits_model, store, tmp_path
         assert store.get(c.id).artifact_sha256 == c.artifact_sha256
     # two trials ran at once (2 CPUs), yet no two latency measurements on this node overlapped in time
     windows = sorted(w for c in finals for w in c.notes["ray"]["latency_windows"])
-    assert len(windows) == 3
+    # one window per timing attempt (a noisy timing is re-measured once)
+    assert len(windows) == sum(c.get("timing_attempts") for c in finals) >= 3
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(windows, windows[1:]))
     # a worker scores exactly what a local run scores (same model fingerprint, same data)
     local = RunStore(tmp_path / "local.sqlite")

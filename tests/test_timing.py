@@ -68,7 +68,12 @@ _BUSY = "import time, torch\ntorch.set_num_threads(2)\na = torch.randn(384, 384)
 def busy_machine():
     """Two processes running 2-thread matmuls (bounded: they stop by themselves after 90 s, and are killed)."""
     procs = [subprocess.Popen([sys.executable, "-c", _BUSY.format(s=90)]) for _ in range(2)]
-    time.sleep(3.0)  # past their torch import: the cores are taken
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until they are past their torch import and the cores are taken
+        with LoadWatch() as w:
+            time.sleep(0.5)
+        if w.others_cores is not None and w.others_cores > 1.2:
+            break
     try:
         yield procs
     finally:
@@ -85,10 +90,10 @@ def small_digits():
 
 
 def test_a_candidate_timed_on_a_busy_machine_is_flagged_not_silently_wrong(small_digits, busy_machine, tmp_path):
-    bench = wb.BenchConfig(warmup=2, runs=6, rounds=3, settle_s=1.0, retries=1)
     with LoadWatch() as w:
         time.sleep(0.5)
     assert w.others_cores is not None and w.others_cores > 1.0, "the helper processes did not load the cores"
+    bench = wb.BenchConfig(warmup=2, runs=6, rounds=3, settle_s=1.0, retries=1)
     store = wb.RunStore(tmp_path / "runs.sqlite")
     # loaded before the cores were taken; a PyTorch candidate, so nothing but the timing is slowed by the load
     base, cand = wb.optimize(small_digits, ["bf16"], store=store, bench=bench)

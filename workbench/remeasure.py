@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .core.artifact import Artifact, file_sha256, onnx_artifact
+from .core.artifact import Artifact, edge_artifact, file_sha256, onnx_artifact
 from .core.context import RunContext
 from .core.errors import WorkbenchError
 from .measure.benchmark import BenchConfig, measure_latency
@@ -91,9 +91,12 @@ def _artifact(model: LoadedModel, c: Candidate, workdir: Path, ctx: RunContext, 
     path = Path(c.artifact_path) if c.artifact_path else None
     if path is not None and path.suffix == ".onnx":
         return onnx_artifact(path, **c.notes)
+    if path is not None and c.runtime in ("executorch", "litert"):  # a .pte / .tflite: its own runtime runs it
+        return edge_artifact(path, model.baseline.input_names, **c.notes)
     if c.runtime != "torch":
         raise RemeasureError(
-            f"Candidate {c.id} runs on {c.runtime}; re-timing supports ONNX Runtime and PyTorch candidates."
+            f"Candidate {c.id} runs on {c.runtime}; re-timing supports ONNX Runtime, ExecuTorch, LiteRT and PyTorch "
+            "candidates."
         )
     recipe = Recipe.from_dict(c.recipe).adapted_to(model.baseline.kind)
     art = model.baseline

@@ -90,7 +90,8 @@ def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, sensor_csv, page, t
     recipes = sorted(p[2] for p in points)
     assert recipes == ["baseline", "int8-dynamic"], points
     assert [p[0] for p in points if p[2] == "int8-dynamic"] == ["selected"]  # the new point is highlighted
-    assert title.startswith("digits-cnn") and "(2 measured)" in title, title
+    # "(2 measured)", or "(2 measured, 2 noisy)" when the browser and the server shared the cores with the timing
+    assert title.startswith("digits-cnn") and re.search(r"\(2 measured(, [12] noisy)?\)", title), title
     # the size chart and the table show it too
     assert dash.locator(".wb-candidates td", has_text="int8-dynamic").count() >= 1
 

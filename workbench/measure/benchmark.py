@@ -21,7 +21,16 @@ import numpy as np
 from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import ConfigError
-from .noise import LoadWatch, NoiseCheck, assess, calibration_best, calibration_ms, settle, settle_seconds
+from .noise import (
+    LoadWatch,
+    NoiseCheck,
+    assess,
+    calibration_best,
+    calibration_ms,
+    settle,
+    settle_seconds,
+    timing_retries,
+)
 
 __all__ = [
     "BenchConfig",
@@ -52,8 +61,8 @@ class BenchConfig:
     rounds: int = 5
     #: seconds to wait at most for a quiet machine before timing; None: $WORKBENCH_SETTLE_S, else 20
     settle_s: float | None = None
-    #: re-measurements of a timing found noisy (after another bounded wait)
-    retries: int = 1
+    #: re-measurements of a timing found noisy (after another bounded wait); None: $WORKBENCH_TIMING_RETRIES, else 1
+    retries: int | None = None
     #: ONNX Runtime's worker threads spin-wait between calls when True. Off by default: a spinning pool takes the
     #: cores from whatever runs next (the interleaved baseline, another program) - measured in bench_timing.py
     spinning: bool = False
@@ -62,7 +71,8 @@ class BenchConfig:
         check_range("BenchConfig", "warmup", self.warmup, 0, 10_000, integer=True)
         check_range("BenchConfig", "runs", self.runs, 1, 100_000, integer=True)
         check_range("BenchConfig", "rounds", self.rounds, 1, 1000, integer=True)
-        check_range("BenchConfig", "retries", self.retries, 0, 10, integer=True)
+        if self.retries is not None:
+            check_range("BenchConfig", "retries", self.retries, 0, 10, integer=True)
         if self.settle_s is not None:
             check_range("BenchConfig", "settle_s", self.settle_s, 0, 3600)
         if self.threads is not None:
@@ -298,9 +308,10 @@ def measure_latency(
     ctx = ctx or RunContext()
     threads = cfg.effective_threads
     wait = settle_seconds() if cfg.settle_s is None else cfg.settle_s
+    retries = timing_retries() if cfg.retries is None else cfg.retries
     paired = against is not None and cfg.paired
     waited, timing = 0.0, None
-    for attempt in range(1, cfg.retries + 2):
+    for attempt in range(1, retries + 2):
         if wait > 0:
             waited += settle(threads, wait)
         with ctx.timed():

@@ -37,6 +37,7 @@ __all__ = [
     "calibration_ms",
     "settle",
     "settle_seconds",
+    "timing_retries",
     "is_noisy",
     "noise_reason",
 ]
@@ -67,6 +68,15 @@ def settle_seconds() -> float:
         return max(0.0, float(raw))
     except ValueError:
         return DEFAULT_SETTLE_S
+
+
+def timing_retries() -> int:
+    """Re-measurements of a noisy timing: ``$WORKBENCH_TIMING_RETRIES`` or 1 (0: flag it and go on)."""
+    raw = os.environ.get("WORKBENCH_TIMING_RETRIES")
+    try:
+        return max(0, min(10, int(raw))) if raw and raw.strip() else 1
+    except ValueError:
+        return 1
 
 
 def _clock_ticks() -> float:
