@@ -22,6 +22,7 @@ import re
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,7 +311,9 @@ def litert_delegation(
     run(inputs)
     run_us = _time_invoke(run.interpreter, runs)
     # every tensor's value in a real run (no delegate: the interpreter keeps intermediates only without one)
-    full = make_interpreter(path, threads, experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():  # "for debugging purposes only": it is, here (one run, to read intermediates)
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        full = make_interpreter(path, threads, experimental_preserve_all_tensors=True)
     from ..core.edge_runtime import litert_signature
 
     ins, _ = litert_signature(full)
