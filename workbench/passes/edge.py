@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.artifact import Artifact
+from ..core.config import PassConfig, check_range
 from ..core.errors import ParityError, PassError
 from .registry import PassJob
 
@@ -53,6 +54,42 @@ def edge_sample(art: Artifact, job: PassJob, parity_samples: int) -> EdgeSample:
     # dim order, which ExecuTorch's runtime then refuses for every ordinary input
     args = tuple(torch.from_numpy(np.array(split.inputs[n][:1], order="C", copy=True)) for n in art.input_names)
     return EdgeSample(args, split.inputs, len(split))
+
+
+@dataclass(frozen=True)
+class EdgeExport(PassConfig):
+    """The settings every edge export shares: calibration, per-channel weights, the parity check at export and the
+    profile behind the delegation report. Subclasses add ``kind``, ``produces`` and their ``quantize`` choices."""
+
+    #: one weight scale per output channel (XNNPACK's and LiteRT's INT8 convolutions and linears take them)
+    per_channel: bool = True
+    #: calibration samples for static INT8 (the calibration split, never the eval split)
+    samples: int = 64
+    #: FP32: max |exported - PyTorch| over the parity samples (lowering / conversion differences are ~1e-6)
+    atol: float = 1e-3
+    #: INT8: the export against the same quantized graph in PyTorch, within this share of the largest output or
+    #: quantization's own error (max |quantized graph - FP32|), whichever is larger
+    quant_rtol: float = 0.05
+    parity_samples: int = 8
+    #: runs of the profile behind the delegation report (0: no report)
+    profile_runs: int = 20
+
+    def validate(self) -> None:
+        name = type(self).__name__
+        check_range(name, "samples", self.samples, 1, 100_000, integer=True)
+        check_range(name, "atol", self.atol, 0, 1, lo_open=True)
+        check_range(name, "quant_rtol", self.quant_rtol, 0, 1, lo_open=True)
+        check_range(name, "parity_samples", self.parity_samples, 1, 1024, integer=True)
+        check_range(name, "profile_runs", self.profile_runs, 0, 10_000, integer=True)
+
+    @property
+    def quantizes(self) -> bool:
+        return getattr(self, "quantize", "none") != "none"
+
+    @classmethod
+    def example(cls):
+        """A fast valid config for the pass contract suite: fewer parity samples and profile runs."""
+        return cls(parity_samples=4, profile_runs=2)
 
 
 def require_runtime(runtime: str, kind: str) -> None:

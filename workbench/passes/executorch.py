@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ..core.artifact import Artifact, edge_artifact
-from ..core.config import PassConfig, check_range
 from ..core.errors import WorkbenchError
 from .edge import (
+    EdgeExport,
     calibration_args,
     capture,
     check_parity,
@@ -41,7 +41,7 @@ _NOT_OPS = {"getitem", "output", "placeholder"}
 
 
 @dataclass(frozen=True)
-class ExecuTorchExport(PassConfig):
+class ExecuTorchExport(EdgeExport):
     """Capture with ``torch.export``, optionally quantize to INT8 (PT2E, ``XNNPACKQuantizer``), lower to the XNNPACK
     delegate and write a ``.pte`` program; check it against PyTorch with ExecuTorch's runtime."""
 
@@ -52,34 +52,6 @@ class ExecuTorchExport(PassConfig):
 
     #: "int8": static INT8 weights and activations (XNNPACK's symmetric scheme), ranges from calibration samples
     quantize: Literal["none", "int8"] = "none"
-    #: one weight scale per output channel: XNNPACK runs per-channel INT8 convolutions and linears natively
-    per_channel: bool = True
-    #: calibration samples for INT8 (the calibration split, never the eval split)
-    samples: int = 64
-    #: FP32: max |program - PyTorch| over the parity samples (lowering differences are ~1e-6)
-    atol: float = 1e-3
-    #: INT8: the program against the same quantized graph in PyTorch, within this share of the largest output or
-    #: quantization's own error (max |quantized graph - FP32|), whichever is larger
-    quant_rtol: float = 0.05
-    parity_samples: int = 8
-    #: runs of the ETDump profile behind the delegation report (0: no report)
-    profile_runs: int = 20
-
-    def validate(self) -> None:
-        check_range("ExecuTorchExport", "samples", self.samples, 1, 100_000, integer=True)
-        check_range("ExecuTorchExport", "atol", self.atol, 0, 1, lo_open=True)
-        check_range("ExecuTorchExport", "quant_rtol", self.quant_rtol, 0, 1, lo_open=True)
-        check_range("ExecuTorchExport", "parity_samples", self.parity_samples, 1, 1024, integer=True)
-        check_range("ExecuTorchExport", "profile_runs", self.profile_runs, 0, 10_000, integer=True)
-
-    @property
-    def quantizes(self) -> bool:
-        return self.quantize != "none"
-
-    @classmethod
-    def example(cls) -> ExecuTorchExport:
-        """A fast valid config for the pass contract suite: fewer parity samples and profile runs."""
-        return cls(parity_samples=4, profile_runs=2)
 
 
 @register_pass(ExecuTorchExport)

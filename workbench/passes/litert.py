@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ..core.artifact import Artifact, edge_artifact
-from ..core.config import PassConfig, check_range
 from ..core.errors import ModelLoadError, PassError, WorkbenchError
 from .edge import (
+    EdgeExport,
     calibration_args,
     capture,
     check_parity,
@@ -44,7 +44,7 @@ _WORKS = (
 
 
 @dataclass(frozen=True)
-class LiteRTExport(PassConfig):
+class LiteRTExport(EdgeExport):
     """Capture with ``torch.export``, optionally quantize (PT2E, litert-torch's quantizer), convert to ``.tflite``
     with litert-torch; check it against PyTorch with LiteRT's interpreter."""
 
@@ -53,35 +53,8 @@ class LiteRTExport(PassConfig):
     produces: ClassVar[str] = "litert"
     summary: ClassVar[str] = "LiteRT model (.tflite): FP32, dynamic-range INT8 or full INT8; parity-checked"
 
+    #: "int8-dynamic": INT8 weights, activations quantized at run time; "int8": full INT8 from calibration samples
     quantize: Literal["none", "int8-dynamic", "int8"] = "none"
-    #: one weight scale per output channel (LiteRT's INT8 convolutions and fully-connected ops take them)
-    per_channel: bool = True
-    #: calibration samples for full INT8 (the calibration split, never the eval split)
-    samples: int = 64
-    #: FP32: max |model - PyTorch| over the parity samples (conversion differences are ~1e-6)
-    atol: float = 1e-3
-    #: INT8: the model against the same quantized graph in PyTorch, within this share of the largest output or
-    #: quantization's own error (max |quantized graph - FP32|), whichever is larger
-    quant_rtol: float = 0.05
-    parity_samples: int = 8
-    #: runs per operator of the profile behind the delegation report (0: no report)
-    profile_runs: int = 20
-
-    def validate(self) -> None:
-        check_range("LiteRTExport", "samples", self.samples, 1, 100_000, integer=True)
-        check_range("LiteRTExport", "atol", self.atol, 0, 1, lo_open=True)
-        check_range("LiteRTExport", "quant_rtol", self.quant_rtol, 0, 1, lo_open=True)
-        check_range("LiteRTExport", "parity_samples", self.parity_samples, 1, 1024, integer=True)
-        check_range("LiteRTExport", "profile_runs", self.profile_runs, 0, 10_000, integer=True)
-
-    @property
-    def quantizes(self) -> bool:
-        return self.quantize != "none"
-
-    @classmethod
-    def example(cls) -> LiteRTExport:
-        """A fast valid config for the pass contract suite: fewer parity samples and profile runs."""
-        return cls(parity_samples=4, profile_runs=2)
 
 
 @contextlib.contextmanager
