@@ -20,6 +20,7 @@ the candidate's metrics (``noisy``, ``noise``, ``noise_facts``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -165,7 +166,8 @@ def _best_file() -> Path:
     return Path(cache_dir()) / "calibration.json"
 
 
-def _cpu_key() -> str:
+@functools.cache
+def _cpu_key() -> str:  # read once: fingerprint() looks up every library's version
     from ..core.env import fingerprint
 
     fp = fingerprint()
