@@ -222,3 +222,11 @@ def test_the_quantization_panel_says_what_this_cpu_makes_of_a_precision():
     assert (f"On this CPU: {note}." in q.step_help.value) if note else ("On this CPU" not in q.step_help.value)
     q.precision.value = "fp32"
     assert "On this CPU" not in q.step_help.value
+
+
+@pytest.mark.parametrize(
+    "kw, name", [({"rounds": 0}, "rounds"), ({"retries": -1}, "retries"), ({"settle_s": -1.0}, "settle_s")]
+)
+def test_the_timing_settings_are_checked(kw, name):
+    with pytest.raises(wb.ConfigError, match=f"The '{name}' parameter of BenchConfig must be"):
+        wb.BenchConfig(**kw)
