@@ -384,3 +384,52 @@ def test_report_search_section(tmp_path, digits_model):
         assert f"{t.number} {t.recipe.name} {t.candidate.id} size {limit} {value} {over}" in section
         assert limit == "0.3 MB" and float(over.split()[0]) > 0
     assert _pngs(res.html_path) == 3  # trade-off, sizes, and the search's Pareto front
+
+
+def test_search_summary_shows_the_architectures_timed_untrained_and_the_decisions(tmp_path, digits_model):
+    from workbench import BenchConfig
+    from workbench.report.search_section import search_summary
+    from workbench.search.run import SearchSpace, search
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    budget = Budget(max_accuracy_drop=0.01)
+    bench = BenchConfig(warmup=2, runs=5, threads=1)
+    plain = lambda md: re.sub(r"\\(.)", r"\1", md)  # Markdown's escapes undone
+    columns = ["architecture", "untrained p50 ms", "judged on", "x baseline", "size MB", "fate"]
+
+    def untrained_table(summary, study):
+        (table,) = [t for t in summary.tables if t.caption == f"Architectures timed untrained ({study})"]
+        assert list(table.data.columns) == columns
+        return table.data
+
+    # a one-second time budget: every architecture timed untrained, no student trained
+    space = SearchSpace.default(["architecture"], architecture__train_steps=40, architecture__time_budget_s=1)
+    untrained = search(digits_model, budget, space, trials=2, store=store, bench=bench)
+    assert untrained.screened and not untrained.trials
+    s = search_summary(store, "digits-cnn", budget)
+    assert s.trials == [] and s.charts == [] and "No searched candidate of `digits-cnn` was trained" in s.text
+    frame = untrained_table(s, untrained.study_name)
+    assert frame["architecture"].tolist() == [r["label"] for r in untrained.screened]
+    assert frame["fate"].tolist() == [r["fate"] for r in untrained.screened]
+    assert any(f.startswith("not trained: about") for f in frame["fate"]) and set(frame["judged on"]) == {"host"}
+
+    # the same architectures (timed once: reused) with the time to train two students
+    space = SearchSpace.default(["architecture"], architecture__train_steps=40, architecture__train_seconds=20)
+    found = search(digits_model, budget, space, trials=2, store=store, bench=bench)
+    assert found.trials and found.study_name != untrained.study_name
+    s = search_summary(store, "digits-cnn", budget)
+    assert {t.candidate.id for t in s.trials} == {t.candidate.id for t in found.trials}
+    assert f"**{len(found.trials)} trials** in 1 search study" in s.text  # the untrained-only study has none
+    assert [a.study for a in s.architectures] == sorted([untrained.study_name, found.study_name])
+    frame = untrained_table(s, found.study_name)
+    assert len(frame) == len(found.screened) and frame["fate"].tolist() == [r["fate"] for r in found.screened]
+    assert frame["untrained p50 ms"].tolist() == pytest.approx([r["judged_p50_ms"] for r in found.screened])
+    assert frame["size MB"].tolist() == pytest.approx([r["size_bytes"] / 1e6 for r in found.screened])
+    assert frame["fate"].str.startswith("trained").sum() == len(found.trials)
+    # one paragraph per architecture search with its decisions
+    (para,) = [p for p in s.text.split("\n\n") if p.startswith(f"**Architecture search** `{found.study_name}`")]
+    for d in found.decisions:
+        if not d.startswith("Best:"):  # the search names its best after it stored the decisions
+            assert d in plain(para)
+    assert f"{len(found.screened)} architectures timed untrained, {len(found.trials)} trained" in para
+    assert len(s.tables) == 2 + bool([t for t in found.trials if t.violations])  # + the rejected candidates

@@ -434,6 +434,87 @@ def test_search_mode_shares_the_dashboard_and_draws_trials_live(wb, store):
     assert {r.candidate.recipe_name for r in s.records} <= set(points(wb))
 
 
+def _layer(panel, description: str) -> list[dict]:
+    (layer,) = [lay for lay in panel.tradeoff.to_dict()["layer"] if lay.get("description") == description]
+    return layer["data"]["values"]
+
+
+def test_architecture_search_in_the_panel_cancels_while_screening_then_runs_to_the_end(digits_model, fast_bench, store):
+    import html
+
+    from widgets.search_panel import SearchPanel
+    from workbench.report.search_section import search_trials
+
+    panel = SearchPanel(digits_model, store=store, bench=fast_bench)
+    assert "architecture" in panel.families.options and "architecture" not in panel.families.value
+    assert panel.architecture_box.layout.display == "none"
+    panel.families.value = ("architecture",)
+    assert panel.architecture_box.layout.display != "none" and panel.trials.description == "students to train"
+    assert (panel.time_budget.value, panel.train_steps.value) == (20, 480)
+    panel.train_steps.value, panel.trials.value, panel.threads.value, panel.max_drop.value = 40, 2, 1, 1.0
+    n_archs = len(panel.space().points(digits_model))
+    timed: list[list[dict]] = [[]]
+    drawn: list[int] = []
+
+    def on_row(row) -> None:
+        timed[-1].append(dict(row))
+        drawn.append(len(_layer(panel, "untrained")))  # the tick is on the chart when the row arrives
+        if len(timed) == 1:  # the first search: Cancel while the first architectures are timed
+            panel.cancel_button.click()
+
+    panel.add_screen_listener(on_row)
+    panel.run(wait=True)
+    assert "Cancelled while timing architectures untrained: 1 timed" in panel.status.value
+    assert panel.result is None and panel.records == [] and not panel.run_button.disabled
+    (first,) = timed[0]
+    assert html.escape(first["label"]) in panel.untrained.value
+    assert panel.progress.description == "screening" and panel.progress.max == n_archs
+
+    # Search again: what was timed is heard again (not timed again), the rest is timed live, then trained
+    timed.append([])
+    panel.run(wait=True)
+    res = panel.result
+    assert res is not None and res.trials, panel.status.value
+    labels = [r["label"] for r in res.screened]
+    assert len(labels) == n_archs and sorted(r["label"] for r in timed[1]) == sorted(labels)
+    (again,) = [r for r in timed[1] if r["label"] == first["label"]]
+    assert again["p50_ms"] == first["p50_ms"]  # reused, not timed again
+    assert drawn == [1, *range(1, n_archs + 1)]  # each untrained architecture was drawn as it arrived
+    # the untrained table: one row per architecture, each with its fate from the search
+    table = panel.untrained.value
+    assert "Architectures timed untrained" in table and table.count("<tr>") == n_archs + 1
+    for r in res.screened:
+        assert f"<td>{html.escape(r['label'])}</td>" in table and html.escape(r["fate"]) in table
+    assert "its fate follows" not in table
+    trained = {r["candidate_id"] for r in res.screened if "candidate_id" in r}
+    assert trained == {t.candidate.id for t in res.trials} == {t.candidate.id for t in panel.records}
+    # the chart: the trained students and the baseline as points, every architecture as a tick
+    assert {v["id"] for v in _layer(panel, "candidates")} == trained | {res.baseline.id}
+    assert sorted(v["label"] for v in _layer(panel, "untrained")) == sorted(labels)
+    assert {v["id"] for v in _layer(panel, "pareto-front")} <= trained | {res.baseline.id}
+    # the status explains the search, its decisions included; the bar counted the students at the end
+    status = html.unescape(panel.status.value)
+    assert res.decisions[1] in status and f"Searched {len(res.trials)} students trained" in status
+    assert panel.progress.description == "trials" and panel.progress.value == panel.progress.max == 2
+    # the students are in the run store and its study
+    assert {t.candidate.id for t in search_trials(store, "digits-cnn")} == trained
+
+
+def test_the_architecture_family_is_searched_on_its_own(digits_model, store):
+    import html
+
+    from widgets.search_panel import SearchPanel
+
+    panel = SearchPanel(digits_model, store=store)
+    panel.families.value = ("architecture", "fp32")
+    panel.run_button.click()
+    assert "wb-error" in panel.status.value and not panel.running and panel.result is None
+    assert "cannot be mixed with 'fp32'" in html.unescape(panel.status.value)
+    assert not panel.run_button.disabled and store.candidates() == []  # nothing was measured
+    panel.families.value = ("fp32",)
+    assert panel.architecture_box.layout.display == "none" and panel.trials.description == "recipes to try"
+
+
 # ---- the user's own data ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def linear_onnx(tmp_path_factory):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from ..deploy.bundle import device_measurements, export_bundle, import_bundle_result
 from ..store.runstore import RunStore
+from .options import add_data_arguments
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------
@@ -37,6 +40,22 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _cmd_probe(args) -> int:
+    from ..deploy.probe import export_probe
+    from ..models.registry import load_model
+    from .options import load_kwargs
+
+    model = load_model(args.model, **load_kwargs(args))
+    out = export_probe(model, args.output, threads=args.threads, runs=args.runs, overwrite=args.overwrite)
+    n = len(json.loads((out / "probe.json").read_text())["architectures"])
+    print(
+        f"latency probe of {model.name} ({n} architectures, untrained) written to {out}; on the device: "
+        "python run_probe.py, then back here: workbench search "
+        f"{model.name} --family architecture --device-table latency_table.json --max-latency-ms MS"
+    )
+    return 0
+
+
 def cli_register(sub) -> None:
     s = sub.add_parser("bundle", help="write a device bench bundle (ONNX model, inputs, runner) for a candidate")
     s.add_argument("candidate", help="candidate id (workbench runs)")
@@ -46,6 +65,17 @@ def cli_register(sub) -> None:
     s.add_argument("--n-eval", type=int, default=None)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_cmd_bundle)
+    s = sub.add_parser(
+        "probe",
+        help="write a latency probe: every architecture of an architecture search, untrained, to time on a device",
+    )
+    s.add_argument("model", help="bundled name, Hugging Face id or local folder (a PyTorch model)")
+    s.add_argument("-o", "--output", required=True, help="folder to write")
+    s.add_argument("--threads", type=int, default=1, help="threads on the device (default 1)")
+    s.add_argument("--runs", type=int, default=50)
+    s.add_argument("--overwrite", action="store_true")
+    add_data_arguments(s)
+    s.set_defaults(func=_cmd_probe)
     s = sub.add_parser("import-bundle", help="record a device result.json beside the host measurement")
     s.add_argument("result", help="result.json written by run_bench.py")
     s.add_argument("--device", default=None, help="a name for the device (default: its hostname)")

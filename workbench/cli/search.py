@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from ..core.context import RunContext
 from ..measure.benchmark import BenchConfig
 from ..search.executors import EXECUTORS
+from ..search.nas import ARCHITECTURE
 from ..search.result import PREFER, TrialRecord
 from ..search.run import search
-from ..search.space import SearchSpace, default_families
+from ..search.space import SearchSpace, family_names
 from ..store.runstore import RunStore
 from ..tasks import fmt
 from ..tasks.budget import Budget
@@ -26,9 +28,28 @@ def _cmd_search(args) -> int:
         max_size_mb=args.max_size_mb,
         max_accuracy_drop=None if args.max_drop is None else args.max_drop / 100,
     )
-    space = SearchSpace.default(args.family) if args.family else None
+    arch = {}
+    if args.time_budget is not None:
+        arch["architecture__time_budget_s"] = args.time_budget * 60
+    if args.train_steps is not None:
+        arch["architecture__train_steps"] = args.train_steps
+    if (arch or args.device_table) and ARCHITECTURE not in (args.family or []):
+        print(
+            "error: --time-budget, --train-steps and --device-table belong to the architecture search: add "
+            "--family architecture",
+            file=sys.stderr,
+        )
+        return 2
+    space = SearchSpace.default(args.family, **arch) if args.family else None
     reporter = cli_reporter(quiet=args.json)
     ctx = RunContext(on_progress=reporter)
+
+    def on_screen(row: dict) -> None:
+        if not args.json:
+            reporter.close()
+            p50 = f"{row['p50_ms']:.3g} ms" if row.get("p50_ms") is not None else "-"
+            x = f"{row['speedup']:.2f}x" if row.get("speedup") else ""
+            print(f"untrained  {row['label']:<40} {p50:>10} {x:>7}  {row.get('error', '')}", flush=True)
 
     def on_trial(t: TrialRecord) -> None:
         if not args.json:
@@ -58,6 +79,8 @@ def _cmd_search(args) -> int:
             study_name=args.study,
             resume=not args.no_resume,
             bench=BenchConfig(threads=args.threads),
+            device_table=args.device_table,
+            on_screen=on_screen,
         )
     finally:
         reporter.close()
@@ -76,6 +99,22 @@ def _cmd_search(args) -> int:
             }
             for r in res.rows()
         ]
+        if res.screened:
+            print()
+            print(
+                format_table(
+                    [
+                        {
+                            "architecture": r["label"],
+                            "untrained p50 ms": fmt(r.get("judged_p50_ms", r.get("p50_ms")), ".3g"),
+                            "x baseline": fmt(r.get("speedup"), ".2f"),
+                            "size MB": fmt((r.get("size_bytes") or 0) / 1e6 if "size_bytes" in r else None, ".3g"),
+                            "fate": (r.get("fate") or "")[:90],
+                        }
+                        for r in res.screened
+                    ]
+                )
+            )
         print()
         print(format_table(rows))
         print()
@@ -103,7 +142,24 @@ def cli_register(sub) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help=f"restrict the space to these families (repeatable): {', '.join(default_families())}",
+        help=f"restrict the space to these families (repeatable): {', '.join(family_names())} "
+        "('architecture' searches students of other depths and widths, on its own)",
+    )
+    s.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="architecture search: the whole search's wall-clock budget (default 20)",
+    )
+    s.add_argument(
+        "--train-steps", type=int, default=None, help="architecture search: distillation steps per student (480)"
+    )
+    s.add_argument(
+        "--device-table",
+        default=None,
+        metavar="JSON",
+        help="architecture search: a probe bundle's latency_table.json; the latency limit is judged on it",
     )
     s.add_argument(
         "--prefer",

@@ -44,6 +44,7 @@ from ..store.runstore import RunStore
 __all__ = [
     "BundleError",
     "export_bundle",
+    "write_bundle",
     "import_bundle_result",
     "device_measurements",
     "RUNNER",
@@ -347,6 +348,47 @@ def export_bundle(
     src = Path(candidate.artifact_path)
     if not src.is_file():
         raise BundleError(f"The artifact of candidate {candidate.id} is missing ({src}); rerun its recipe.")
+    return write_bundle(
+        out_dir,
+        src,
+        candidate.runtime,
+        model,
+        identity={
+            "candidate_id": candidate.id,
+            "candidate_key": candidate.key,
+            "model": candidate.model,
+            "recipe": candidate.recipe_name,
+            "steps": candidate.recipe.get("steps", []),
+        },
+        threads=threads or candidate.threads or 1,
+        warmup=warmup,
+        runs=runs,
+        host_p50_ms=candidate.get("p50_ms"),
+        expected_sha=candidate.artifact_sha256,
+        overwrite=overwrite,
+        title=f"Bench bundle of candidate {candidate.id} ({candidate.recipe_name}) of {candidate.model}",
+        back_home="workbench import-bundle result.json",
+    )
+
+
+def write_bundle(
+    out_dir: str | Path,
+    src: Path,
+    runtime: str,
+    model: LoadedModel,
+    *,
+    identity: dict[str, Any],
+    threads: int,
+    warmup: int,
+    runs: int,
+    host_p50_ms: float | None,
+    expected_sha: str | None = None,
+    overwrite: bool = False,
+    title: str,
+    back_home: str,
+) -> Path:
+    """Write one bundle folder for the model file ``src`` (its folder's files for ONNX): the model, the inputs,
+    the host's outputs, the manifest (``identity`` + what the runner needs) and the runtime's runner."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -354,7 +396,7 @@ def export_bundle(
         shutil.rmtree(out)
     (out / "model").mkdir(parents=True)
     (out / "inputs").mkdir()
-    edge = candidate.runtime != "onnxruntime"
+    edge = runtime != "onnxruntime"
     for p in [src] if edge else sorted(src.parent.iterdir()):  # an edge program is one self-contained file
         if p.is_file():
             shutil.copy2(p, out / "model" / p.name)
@@ -370,39 +412,34 @@ def export_bundle(
     expected = art.runner(threads)(inputs)
     np.save(out / "expected.npy", expected.astype(np.float32), allow_pickle=False)
     sha = file_sha256(out / "model" / src.name) if edge else _artifact_sha(out / "model")
-    if candidate.artifact_sha256 and sha != candidate.artifact_sha256:
+    if expected_sha and sha != expected_sha:
         raise BundleError(
-            f"The artifact of candidate {candidate.id} changed on disk since it was measured "
-            f"(sha256 {sha[:12]} != recorded {candidate.artifact_sha256[:12]}); rerun its recipe."
+            f"The artifact of candidate {identity.get('candidate_id')} changed on disk since it was measured "
+            f"(sha256 {sha[:12]} != recorded {expected_sha[:12]}); rerun its recipe."
         )
     manifest = {
         "format": _FORMAT,
-        "candidate_id": candidate.id,
-        "candidate_key": candidate.key,
-        "model": candidate.model,
-        "recipe": candidate.recipe_name,
-        "steps": candidate.recipe.get("steps", []),
+        **identity,
         "artifact_sha256": sha,
         "model_file": src.name,
-        "runtime": candidate.runtime,
+        "runtime": runtime,
         "input_names": list(model.baseline.input_names),
         "files": {p.name: file_sha256(p) for p in sorted((out / "model").iterdir())},
         "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in inputs.items()},
-        "threads": threads or candidate.threads or 1,
+        "threads": threads,
         "disabled_optimizers": [] if edge else session_hints(out / "model" / src.name)["disabled_optimizers"],
         "warmup": warmup,
         "runs": runs,
-        "host": {"p50_ms": candidate.get("p50_ms"), "machine": platform.machine(), "node": platform.node()},
+        "host": {"p50_ms": host_p50_ms, "machine": platform.machine(), "node": platform.node()},
         "created_at": time.time(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    runner, install = _RUNNERS[candidate.runtime]
+    runner, install = _RUNNERS[runtime]
     (out / "run_bench.py").write_text(runner)
     (out / "README.txt").write_text(
-        f"Bench bundle of candidate {candidate.id} ({candidate.recipe_name}) of {candidate.model}, "
-        f"a {candidate.runtime} model.\n\n"
+        f"{title}, a {runtime} model.\n\n"
         f"On the device (Python 3.8+):\n    {install}\n    python run_bench.py  # writes result.json\n\n"
-        "Back on the host:\n    workbench import-bundle result.json\n"
+        f"Back on the host:\n    {back_home}\n"
     )
     return out
 

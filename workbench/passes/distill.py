@@ -25,7 +25,7 @@ from ..core.artifact import Artifact, torch_artifact
 from ..core.config import PassConfig, check_range
 from ..core.errors import ConfigError
 from .registry import PassJob, register_pass
-from .surgery import drop_layers, param_count, shrink_width, spread
+from .surgery import attention_shape, drop_blocks, drop_layers, param_count, shrink_width, spread
 from .training import default_lr, encoder_layers, is_encoder, train_student
 
 __all__ = ["Distill"]
@@ -46,6 +46,12 @@ class Distill(PassConfig):
     #: fraction of FFN neurons (transformers) or conv channels / hidden units (CNNs) kept;
     #: None = 1.0 for transformers (depth is the cheap cut there) and 0.5 for CNNs
     width: float | None = None
+    #: fraction of attention heads each transformer layer keeps (the most important, L1 of their weights);
+    #: None = all of them
+    heads: float | None = None
+    #: CNNs: convolutions removed whose output has the shape of their input (the deepest first, with their
+    #: BatchNorm); 0 keeps the depth
+    drop_blocks: int = 0
     #: softens both distributions so the student also learns the teacher's "dark knowledge"
     temperature: float = 2.0
     #: weight of the teacher-logit loss; 1 - alpha goes to the hard labels
@@ -66,6 +72,9 @@ class Distill(PassConfig):
             check_range("Distill", "student_layers", self.student_layers, 1, 48, integer=True)
         if self.width is not None:
             check_range("Distill", "width", self.width, 0.05, 1.0, lo_open=False)
+        if self.heads is not None:
+            check_range("Distill", "heads", self.heads, 0.05, 1.0, lo_open=False)
+        check_range("Distill", "drop_blocks", self.drop_blocks, 0, 64, integer=True)
         check_range("Distill", "temperature", self.temperature, 0.5, 20)
         check_range("Distill", "alpha", self.alpha, 0, 1)
         check_range("Distill", "hidden_weight", self.hidden_weight, 0, 100)
@@ -110,7 +119,26 @@ def _distill(art: Artifact, cfg: Distill, job: PassJob) -> Artifact:
         layer_map = [round((k + 1) * n_teacher / n_in) for k in keep]
         width = 1.0 if cfg.width is None else cfg.width
         facts.update(layers_kept=keep, student_layers=n_out, teacher_layers=n_teacher)
+        if cfg.drop_blocks:
+            raise ConfigError(
+                f"The 'drop_blocks' parameter of Distill applies to CNNs; {job.model.name!r} is a transformer "
+                f"encoder, whose depth is set with 'student_layers' (an int in [1, {n_in}]). Got "
+                f"{cfg.drop_blocks!r} instead."
+            )
+        if cfg.heads is not None and cfg.heads < 1.0:
+            shrink_width(
+                student, job, 1.0 - cfg.heads, importance="l1", targets=("heads",), stage=job.stage or "distill"
+            )
+            facts["heads_per_layer"] = student._wb_prune_facts["heads_per_layer"]
+            del student._wb_prune_facts
     else:
+        if cfg.heads is not None:
+            raise ConfigError(
+                f"The 'heads' parameter of Distill applies to transformer encoders; {job.model.name!r} "
+                f"({type(student).__name__}) has no attention heads. Set heads=None. Got {cfg.heads!r} instead."
+            )
+        if cfg.drop_blocks:
+            facts["blocks_removed"] = drop_blocks(student, job, cfg.drop_blocks)
         if cfg.student_layers is not None:
             raise ConfigError(
                 f"The 'student_layers' parameter of Distill applies to transformer encoders; "
@@ -120,6 +148,8 @@ def _distill(art: Artifact, cfg: Distill, job: PassJob) -> Artifact:
         width = 0.5 if cfg.width is None else cfg.width
     if width < 1.0:
         kept = shrink_width(student, job, 1.0 - width, importance="l1", stage=job.stage or "distill")
+        if hasattr(student, "_wb_prune_facts"):
+            del student._wb_prune_facts
     facts["width"] = width
     facts["params_after"] = param_count(student)
     lr = cfg.lr if cfg.lr is not None else default_lr(student)
@@ -141,11 +171,14 @@ def _distill(art: Artifact, cfg: Distill, job: PassJob) -> Artifact:
             stage=job.stage or "distill",
         )
     )
+    meta = dict(art.meta)
+    if is_encoder(student):  # ONNX Runtime's attention fusion is told the heads the student kept
+        meta.update(attention_shape(student))
     return torch_artifact(
         student,
         art.input_names,
         **{
-            **art.meta,
+            **meta,
             "distilled": facts,
             "params_before": facts["params_before"],
             "params_after": facts["params_after"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
@@ -45,6 +46,15 @@ class OrtOptimize(PassConfig):
         check_choice("OrtOptimize", "fusions", self.fusions, ("auto", "bert", "none"))
 
 
+def _pruned_heads_note(record: logging.LogRecord) -> bool:
+    """Drop ONNX Runtime's warning that q/k/v are narrower than their input: that is what a student that lost
+    attention heads is (its fused Attention is exact: tests/test_nas.py compares it with PyTorch)."""
+    return not str(record.msg).startswith("Input hidden size (%d) is not same as weight matrix dimension")
+
+
+logging.getLogger("fusion_attention").addFilter(_pruned_heads_note)
+
+
 def _op_counts(path) -> dict[str, int]:
     import onnx
 
@@ -72,7 +82,9 @@ def _optimize(art: Artifact, cfg: OrtOptimize, job: PassJob) -> Artifact:
             opt = optimize_model(
                 str(art.path),
                 model_type="bert",
-                num_heads=int(info.get("num_heads") or 0),
+                # a student that lost heads says how many it kept in its own meta (the hidden size, the input
+                # width of q/k/v, is the model's still)
+                num_heads=int(art.meta.get("num_heads", info.get("num_heads")) or 0),
                 hidden_size=int(info.get("hidden_size") or 0),
                 opt_level=1,
                 use_gpu=False,

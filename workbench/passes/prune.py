@@ -27,7 +27,7 @@ from ..core.artifact import Artifact, torch_artifact
 from ..core.config import PassConfig, check_choice, check_range
 from ..core.errors import ConfigError
 from .registry import PassJob, register_pass
-from .surgery import param_count, shrink_width
+from .surgery import attention_shape, param_count, shrink_width
 from .training import default_lr, train_student
 
 __all__ = ["MagnitudePrune", "StructuredPrune", "zipped_size", "weight_sparsity"]
@@ -310,8 +310,6 @@ def _structured(art: Artifact, cfg: StructuredPrune, job: PassJob) -> Artifact:
             stage=f"{stage} / fine-tune",
         )
     meta = {**art.meta, "structured_pruning": facts, "params_before": before, "params_after": after}
-    if "heads_per_layer" in facts:
-        hp = facts["heads_per_layer"]
-        # ONNX Runtime's attention fusion needs the head count: record it when every layer agrees
-        meta["num_heads"] = hp[0] if len(hp) == 1 else 0
+    if "heads_per_layer" in facts:  # ONNX Runtime's attention fusion needs the head count and width
+        meta.update(attention_shape(module))
     return torch_artifact(module, art.input_names, **meta)

@@ -11,7 +11,16 @@ from ..core.errors import ConfigError
 from .registry import PassJob
 from .training import encoder_layers, is_encoder
 
-__all__ = ["prunable_chain", "shrink_width", "spread", "drop_layers", "param_count"]
+__all__ = [
+    "prunable_chain",
+    "shrink_width",
+    "spread",
+    "drop_layers",
+    "param_count",
+    "removable_blocks",
+    "drop_blocks",
+    "attention_shape",
+]
 
 
 # ---- structured pruning: CNNs and MLPs -------------------------------------------------------------
@@ -354,3 +363,78 @@ def drop_layers(module: Any, keep: list[int]) -> None:
         for sub in layer.modules():
             if hasattr(sub, "layer_idx"):
                 sub.layer_idx = j
+
+
+# ---- depth of CNNs ---------------------------------------------------------------------------------
+def removable_blocks(module, sample: dict[str, np.ndarray]) -> list[list[str]]:
+    """Convolutions a CNN can lose without any other layer changing shape: dense Conv1d/Conv2d layers whose
+    output has exactly the shape of their input (same channels, same length / size), each with the BatchNorm
+    that reads its output. ``[[conv name, batchnorm name?], ...]`` in forward order, found by tracing one real
+    input through forward hooks (as :func:`prunable_chain` does)."""
+    import torch
+    import torch.nn as nn
+
+    records: list[tuple[str, Any, int, int, tuple, tuple]] = []
+    keep_alive: list[Any] = []
+    leaves = [(n, m) for n, m in module.named_modules() if n and not list(m.children())]
+
+    def hook(name):
+        def fn(m, inp, out):
+            x = inp[0] if inp else None
+            keep_alive.extend([x, out])
+            shape_in = tuple(x.shape) if isinstance(x, torch.Tensor) else ()
+            shape_out = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+            records.append((name, m, id(x), id(out), shape_in, shape_out))
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
+    try:
+        with torch.no_grad():
+            module.eval()
+            module(*[torch.from_numpy(np.ascontiguousarray(v[:2])) for v in sample.values()])
+    finally:
+        for h in handles:
+            h.remove()
+    blocks = []
+    for i, (name, m, _, out_id, shape_in, shape_out) in enumerate(records):
+        if not _dense_conv(m) or not shape_in or shape_in != shape_out:
+            continue
+        block = [name]
+        if (
+            i + 1 < len(records)
+            and records[i + 1][2] == out_id
+            and isinstance(records[i + 1][1], (nn.BatchNorm1d, nn.BatchNorm2d))
+        ):
+            block.append(records[i + 1][0])
+        blocks.append(block)
+    return blocks
+
+
+def drop_blocks(module, job: PassJob, n: int) -> list[str]:
+    """Replace the last ``n`` removable convolutions of a CNN (and their BatchNorms) by identities, in place.
+    Returns the names removed; raises ConfigError naming how many the model has when ``n`` is more."""
+    import torch.nn as nn
+
+    blocks = removable_blocks(module, job.model.data.eval.take(slice(0, 2)).inputs)
+    if n > len(blocks):
+        raise ConfigError(
+            f"The 'drop_blocks' parameter of Distill is {n}, but {job.model.name!r} has "
+            f"{len(blocks)} convolution(s) whose output has the shape of their input (the only ones a CNN can lose "
+            f"without reshaping its neighbours): use an int in [0, {len(blocks)}]."
+        )
+    removed: list[str] = []
+    for block in blocks[len(blocks) - n :] if n else []:
+        for name in block:
+            parent_name, _, attr = name.rpartition(".")
+            parent = module.get_submodule(parent_name) if parent_name else module
+            setattr(parent, attr, nn.Identity())
+            removed.append(name)
+    return removed
+
+
+def attention_shape(module) -> dict[str, int]:
+    """What ONNX Runtime's attention fusion must be told of an encoder: its heads per layer (0 when layers differ,
+    which lets the fusion read them from the graph)."""
+    heads = {layer.attention.self.num_attention_heads for layer in encoder_layers(module)}
+    return {"num_heads": heads.pop() if len(heads) == 1 else 0}

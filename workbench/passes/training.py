@@ -4,6 +4,7 @@ FP32 teacher (temperature-scaled logit loss, labels, optional hidden-state loss)
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -72,10 +73,27 @@ def _rel_mse(s, t, mask=None):
     return d.mean() / (t**2).mean().clamp(min=1e-9)
 
 
+#: the teacher's outputs over a train split, kept while the teacher lives: an architecture search trains many
+#: students of one teacher, and each would otherwise run the teacher over the whole split again
+_TEACHER_OUTPUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _teacher_cache(
     teacher, train, names, head_w, head_b, layers: list[int], job: PassJob, stage: str, batch_size: int = 32
 ) -> dict[str, Any]:
-    """Teacher logits, embeddings and the hidden states of ``layers`` (fp16) for the whole train split."""
+    """Teacher logits, embeddings and the hidden states of ``layers`` (fp16) for the whole train split; computed
+    once per teacher and split (a later student needing other layers has the union computed)."""
+    held = _TEACHER_OUTPUTS.get(teacher)
+    if held is not None and held["train"] is train and set(layers) <= set(held["cache"]["hidden"]):
+        return held["cache"]
+    if held is not None and held["train"] is train:
+        layers = sorted(set(layers) | set(held["cache"]["hidden"]))
+    cache = _teacher_pass(teacher, train, names, head_w, head_b, layers, job, stage, batch_size)
+    _TEACHER_OUTPUTS[teacher] = {"train": train, "cache": cache}  # the split is held, so its id stays its own
+    return cache
+
+
+def _teacher_pass(teacher, train, names, head_w, head_b, layers, job: PassJob, stage: str, batch_size: int):
     import torch
 
     n = len(train)

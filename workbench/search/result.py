@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..recipes.registry import Recipe
 from ..store.candidate import Candidate
+from ..store.runstore import RunStore
 from ..tasks import quality
 from ..tasks.budget import Budget, Violation, timing_warning, violations
 
@@ -89,6 +90,12 @@ class SearchResult:
     space_size: int
     elapsed_s: float = 0.0
     executor: str = "local"
+    #: architecture search: every architecture timed untrained, with its fate (dropped, trained, not trained)
+    screened: list[dict[str, Any]] = field(default_factory=list)
+    #: architecture search: why each student was trained or dropped, in order
+    decisions: list[str] = field(default_factory=list)
+    #: the device whose latency table judged the budget (None: this host)
+    device: str | None = None
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -119,10 +126,13 @@ class SearchResult:
     def explain(self) -> str:
         """A few lines: what was searched, the answer (or that nothing fits, with the closest), the front."""
         n_fit = sum(t.fits for t in self.trials)
+        what = "students trained" if self.screened else "recipes"
         lines = [
-            f"Searched {len(self.trials)} recipes (space of {self.space_size}) for {self.model} under "
-            f"{self.budget.describe()} in {self.elapsed_s:.0f} s: {n_fit} fit."
+            f"Searched {len(self.trials)} {what} (space of {self.space_size}) for {self.model} under "
+            f"{self.budget.describe()}{f' on {self.device}' if self.device else ''} in {self.elapsed_s:.0f} s: "
+            f"{n_fit} fit."
         ]
+        lines += self.decisions[:-1] if self.decisions and self.decisions[-1].startswith("Best:") else self.decisions
         if self.best is not None:
             b = self.best
             lines.append(
@@ -160,6 +170,9 @@ class SearchResult:
             "elapsed_s": self.elapsed_s,
             "executor": self.executor,
             "closest": [t.to_dict() for t in self.closest()] if self.best is None else [],
+            "screened": self.screened,
+            "decisions": self.decisions,
+            "device": self.device,
         }
 
 
@@ -180,3 +193,26 @@ def pick_best(cands: list[Candidate], budget: Budget, prefer: str) -> Candidate 
     if prefer == "size":
         return min(fits, key=lambda c: (c.get("size_bytes") or 0, -trial_quality(c)))
     return min(fits, key=lambda c: (c.get("p50_ms"), -trial_quality(c)))
+
+
+def optuna_constraints(c: Candidate | None, budget: Budget) -> list[float]:
+    """Optuna constraint values (<= 0 means satisfied): excess over each limit, in relative units."""
+    if c is None or not c.ok:
+        return [1.0, 1.0, 1.0]
+    out = []
+    for limit, value in (
+        (budget.max_latency_ms, c.get("p50_ms")),
+        (budget.max_size_mb, (c.get("size_bytes") or 0) / 1e6),
+        (budget.max_accuracy_drop, c.get("accuracy_drop")),
+    ):
+        if limit is None or value is None:
+            out.append(-1.0)
+        else:
+            out.append((value - limit) / max(limit, 1e-3))
+    return out
+
+
+def study_storage(store: RunStore) -> str | None:
+    if store.path == ":memory:":
+        return None
+    return f"sqlite:///{store.path.parent / 'search.sqlite'}"

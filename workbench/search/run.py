@@ -31,12 +31,21 @@ from ..models.registry import LoadedModel
 from ..optimize import recipe_key
 from ..passes import OnnxExport, OrtOptimize
 from ..recipes.registry import Recipe
-from ..store.candidate import Candidate
 from ..store.runstore import RunStore
 from ..tasks import pareto_front
 from ..tasks.budget import Budget, violations
 from .executors import Executor, make_executor
-from .result import PREFER, SearchResult, TrialRecord, pick_best, resolve_prefer, trial_quality
+from .nas import ArchitectureSpace, architecture_search
+from .result import (
+    PREFER,
+    SearchResult,
+    TrialRecord,
+    optuna_constraints,
+    pick_best,
+    resolve_prefer,
+    study_storage,
+    trial_quality,
+)
 from .space import TRAINING_FAMILIES, Family, SearchSpace, SearchSpaceError
 
 __all__ = [
@@ -48,26 +57,10 @@ __all__ = [
     "SearchSpaceError",
     "search",
     "PREFER",
+    "ArchitectureSpace",
 ]
 
 _E, _O = OnnxExport(), OrtOptimize()
-
-
-def _constraints(c: Candidate | None, budget: Budget) -> list[float]:
-    """Optuna constraint values (<= 0 means satisfied): excess over each limit, in relative units."""
-    if c is None or not c.ok:
-        return [1.0, 1.0, 1.0]
-    out = []
-    for limit, value in (
-        (budget.max_latency_ms, c.get("p50_ms")),
-        (budget.max_size_mb, (c.get("size_bytes") or 0) / 1e6),
-        (budget.max_accuracy_drop, c.get("accuracy_drop")),
-    ):
-        if limit is None or value is None:
-            out.append(-1.0)
-        else:
-            out.append((value - limit) / max(limit, 1e-3))
-    return out
 
 
 def _params_of(point: dict[str, Any]) -> dict[str, Any]:
@@ -82,16 +75,10 @@ def _set_constraints(trial, values: list[float]) -> None:
     trial.set_user_attr("constraints", values)
 
 
-def study_storage(store: RunStore) -> str | None:
-    if store.path == ":memory:":
-        return None
-    return f"sqlite:///{store.path.parent / 'search.sqlite'}"
-
-
 def search(
     model: LoadedModel | str,
     budget: Budget | None = None,
-    space: SearchSpace | None = None,
+    space: SearchSpace | ArchitectureSpace | None = None,
     *,
     trials: int = 16,
     store: RunStore | str | None = None,
@@ -104,12 +91,19 @@ def search(
     study_name: str | None = None,
     resume: bool = True,
     seed: int = 0,
+    device_table: str | Any | None = None,
+    on_screen: Callable[[dict], None] | None = None,
     **load_kw: Any,
 ) -> SearchResult:
     """Search ``space`` for the best candidate of ``model`` within ``budget``; see the module docstring.
 
     ``trials`` counts distinct recipes evaluated by this study (resumed trials included). ``executor``
     is "local" (default) or "ray" (with ``address``). ``bench.threads`` sets the inference threads.
+
+    With an :class:`ArchitectureSpace` (``SearchSpace.default(["architecture"])``) the search builds students of
+    other depths and widths instead (:mod:`workbench.search.nas`): ``trials`` caps the students trained,
+    ``on_screen(row)`` hears each architecture timed untrained, and ``device_table`` (a probe bundle's
+    ``latency_table.json``) judges the latency limit on that device's numbers.
     """
     import optuna
     from optuna.trial import TrialState
@@ -121,6 +115,36 @@ def search(
         raise ConfigError.out_of_range("search", "trials", trials, "an int >= 1")
     prefer = resolve_prefer(prefer, budget)
     ctx = ctx or RunContext()
+    if device_table is not None and not isinstance(space, ArchitectureSpace):
+        raise ConfigError(
+            "A device latency table ('device_table') times the architectures of an architecture search; give "
+            "space=SearchSpace.default(['architecture']) (CLI: --family architecture) with it."
+        )
+    if isinstance(space, ArchitectureSpace):
+        from ..models.registry import load_model
+
+        if executor != "local":
+            raise ConfigError(
+                "The architecture search runs on this machine (executor 'local'): its students are timed untrained "
+                f"beside the baseline, one at a time, before any is trained. Got executor {executor!r}."
+            )
+        if isinstance(model, str):
+            model = load_model(model, **load_kw)
+        return architecture_search(
+            model,
+            budget,
+            space,
+            trials=trials,
+            store=store if isinstance(store, RunStore) else RunStore(store),
+            bench=bench or BenchConfig(),
+            ctx=ctx,
+            prefer=prefer,
+            on_trial=on_trial,
+            on_screen=on_screen,
+            study_name=study_name,
+            resume=resume,
+            device_table=device_table,
+        )
     # the executor first: an unreachable cluster fails before anything is loaded, run or recorded
     ex = make_executor(executor, address)
     try:
@@ -211,7 +235,7 @@ def search(
                 if k in done_keys or k in in_batch:
                     prev = done_keys.get(k)
                     t.set_user_attr("duplicate", True)
-                    _set_constraints(t, _constraints(prev.candidate if prev else None, budget))
+                    _set_constraints(t, optuna_constraints(prev.candidate if prev else None, budget))
                     if prev is not None and prev.candidate is not None and prev.candidate.ok:
                         c = prev.candidate
                         study.tell(t, [trial_quality(c), c.get("p50_ms"), (c.get("size_bytes") or 0) / 1e6])
@@ -247,7 +271,7 @@ def search(
                 )
                 t.set_user_attr("key", k)
                 t.set_user_attr("candidate_id", cand.id if cand else None)
-                _set_constraints(t, _constraints(cand, budget))
+                _set_constraints(t, optuna_constraints(cand, budget))
                 t.set_user_attr("verdict", rec.verdict)
                 t.set_user_attr("violations", rec.to_dict()["violations"])
                 if cand is not None and cand.ok and cand.get("p50_ms") is not None:

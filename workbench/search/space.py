@@ -13,6 +13,7 @@ from ..core.config import PassConfig, config_kinds
 from ..core.errors import ConfigError, WorkbenchError
 from ..passes import Cast, DynamicInt8, Int4WeightOnly, OnnxExport, OrtOptimize, StaticInt8
 from ..recipes.registry import INT8_FUSIONS, Recipe
+from .nas import ARCHITECTURE, ArchitectureSpace
 
 _E, _O = OnnxExport(), OrtOptimize()
 
@@ -123,7 +124,12 @@ def default_families() -> dict[str, Family]:
 
 
 #: families that train (minutes per trial) join a search only when named: ``--family distill``
-TRAINING_FAMILIES = ("structured-prune", "distill")
+TRAINING_FAMILIES = ("structured-prune", "distill", ARCHITECTURE)
+
+
+def family_names() -> list[str]:
+    """Every family a search can name: the recipe families and the architecture search."""
+    return [*default_families(), ARCHITECTURE]
 
 
 class SearchSpace:
@@ -151,9 +157,33 @@ class SearchSpace:
         self.families = fams
 
     @classmethod
-    def default(cls, families: Sequence[str] | None = None, **overrides: Sequence[Any]) -> SearchSpace:
+    def default(
+        cls, families: Sequence[str] | None = None, **overrides: Sequence[Any]
+    ) -> SearchSpace | ArchitectureSpace:
         """The built-in space, optionally restricted to ``families`` and with parameter values replaced by
-        ``family__param=(values...)`` overrides, e.g. ``int8_static__calibration=("minmax",)``."""
+        ``family__param=(values...)`` overrides, e.g. ``int8_static__calibration=("minmax",)``.
+
+        ``["architecture"]`` gives the architecture search's space (:class:`ArchitectureSpace`, overrides
+        ``architecture__width=(1.0, 0.5)`` etc.); it searches on its own, not mixed with recipe families."""
+        if families is not None and ARCHITECTURE in list(families):
+            others = [f for f in families if f != ARCHITECTURE]
+            if others:
+                raise SearchSpaceError(
+                    f"The 'architecture' family searches students of other shapes on its own (each one timed "
+                    f"untrained, then trained); it cannot be mixed with {', '.join(map(repr, others))} in one "
+                    "search. Run one search with --family architecture and another with the rest."
+                )
+            kw = {}
+            for key, values in overrides.items():
+                fam, _, param = key.partition("__")
+                if fam != ARCHITECTURE or param not in ArchitectureSpace.__dataclass_fields__ or param == "name":
+                    fields = [f for f in ArchitectureSpace.__dataclass_fields__ if f != "name"]
+                    raise SearchSpaceError(
+                        f"Unknown search parameter {key!r}: the architecture space takes architecture__<field> "
+                        f"with a field in {', '.join(fields)}."
+                    )
+                kw[param] = tuple(values) if isinstance(values, (list, tuple)) else values
+            return ArchitectureSpace(**kw)
         known = default_families()
         if families is None:
             known = {k: f for k, f in known.items() if k not in TRAINING_FAMILIES}
@@ -165,7 +195,9 @@ class SearchSpace:
                 )
             bad = [f for f in families if f not in known]
             if bad:
-                raise SearchSpaceError(f"Unknown search family {bad[0]!r}. Known families: {', '.join(known)}.")
+                raise SearchSpaceError(
+                    f"Unknown search family {bad[0]!r}. Known families: {', '.join(family_names())}."
+                )
             known = {k: known[k] for k in families}
         for key, values in overrides.items():
             fam, _, param = key.partition("__")
