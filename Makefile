@@ -54,7 +54,7 @@ lint: $(VENV)/.stamp-test
 	$(BIN)/ruff format --check workbench widgets tests bench
 
 test: install-test lint
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=25
 
 bench: install
 	$(BIN)/python bench/bench_minilm.py

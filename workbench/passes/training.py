@@ -13,7 +13,7 @@ import numpy as np
 from ..core.errors import DataError
 from .registry import PassJob
 
-__all__ = ["train_student", "default_lr", "is_encoder", "encoder_layers"]
+__all__ = ["train_student", "default_lr", "is_encoder", "encoder_layers", "warm_teacher"]
 
 
 # ---- model shapes -----------------------------------------------------------------------------
@@ -91,6 +91,23 @@ def _teacher_cache(
     cache = _teacher_pass(teacher, train, names, head_w, head_b, layers, job, stage, batch_size)
     _TEACHER_OUTPUTS[teacher] = {"train": train, "cache": cache}  # the split is held, so its id stays its own
     return cache
+
+
+def warm_teacher(job: PassJob, layers: list[int], stage: str = "teacher outputs") -> bool:
+    """Run an encoder teacher (the model's baseline) over the train split now, for the students trained next:
+    each then spends its own time budget on training. False (nothing done) for models that are not text
+    encoders with a head, or have no train split."""
+    import torch
+
+    teacher = job.model.baseline.module
+    head = getattr(job.model.task, "head", None)
+    train = job.model.data.train
+    if teacher is None or not is_encoder(teacher) or head is None or train is None or len(train) == 0:
+        return False
+    head_w = torch.from_numpy(np.asarray(head.weight, dtype=np.float32))
+    head_b = torch.from_numpy(np.asarray(head.bias, dtype=np.float32))
+    _teacher_cache(teacher, train, job.model.baseline.input_names, head_w, head_b, layers, job, stage)
+    return True
 
 
 def _teacher_pass(teacher, train, names, head_w, head_b, layers, job: PassJob, stage: str, batch_size: int):
