@@ -67,19 +67,12 @@ def _depthwise(m) -> bool:
     return isinstance(m, (nn.Conv1d, nn.Conv2d)) and 1 < m.groups == m.in_channels == m.out_channels
 
 
-def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Producer/consumer pairs whose shared units can be removed: ``[{producer, between, consumer, spatial}]``.
-
-    Producers and consumers are Linear and Conv1d/Conv2d layers (groups 1); ``between`` are channel-wise layers
-    (activations, pooling, BatchNorm) and depthwise convolutions, which lose the same channels. The data flow is
-    traced with forward hooks on one real input: a pair only counts when the consumer reads exactly the tensor
-    the producer (through channel-wise layers) wrote, so models whose forward does something else in between are
-    left alone rather than broken.
-    """
+def _trace(module, sample: dict[str, np.ndarray]) -> tuple[list[tuple], list[Any]]:
+    """Every leaf module in forward order on one real input: ``(name, module, id(input), id(output), input shape,
+    output shape)``, and the tensors themselves (held, so that no id is reused while the caller compares them)."""
     import torch
-    import torch.nn as nn
 
-    records: list[tuple[str, Any, int, int, Any]] = []
+    records: list[tuple] = []
     keep_alive: list[Any] = []
     leaves = [(n, m) for n, m in module.named_modules() if n and not list(m.children())]
 
@@ -87,7 +80,9 @@ def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]
         def fn(m, inp, out):
             x = inp[0] if inp else None
             keep_alive.extend([x, out])
-            records.append((name, m, id(x), id(out), x.shape if x is not None else None))
+            shape_in = tuple(x.shape) if isinstance(x, torch.Tensor) else ()
+            shape_out = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+            records.append((name, m, id(x), id(out), shape_in, shape_out))
 
         return fn
 
@@ -99,9 +94,24 @@ def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]
     finally:
         for h in handles:
             h.remove()
+    return records, keep_alive
+
+
+def prunable_chain(module, sample: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Producer/consumer pairs whose shared units can be removed: ``[{producer, between, consumer, spatial}]``.
+
+    Producers and consumers are Linear and Conv1d/Conv2d layers (groups 1); ``between`` are channel-wise layers
+    (activations, pooling, BatchNorm) and depthwise convolutions, which lose the same channels. The data flow is
+    traced with forward hooks on one real input: a pair only counts when the consumer reads exactly the tensor
+    the producer (through channel-wise layers) wrote, so models whose forward does something else in between are
+    left alone rather than broken.
+    """
+    import torch.nn as nn
+
+    records, _alive = _trace(module, sample)
     passthrough = _pass_through()
     pairs = []
-    for i, (name, m, _, out_id, _) in enumerate(records):
+    for i, (name, m, _, out_id, _, _) in enumerate(records):
         if not (isinstance(m, nn.Linear) or _dense_conv(m)):
             continue
         between, cur, j = [], out_id, i + 1
@@ -371,31 +381,9 @@ def removable_blocks(module, sample: dict[str, np.ndarray]) -> list[list[str]]:
     output has exactly the shape of their input (same channels, same length / size), each with the BatchNorm
     that reads its output. ``[[conv name, batchnorm name?], ...]`` in forward order, found by tracing one real
     input through forward hooks (as :func:`prunable_chain` does)."""
-    import torch
     import torch.nn as nn
 
-    records: list[tuple[str, Any, int, int, tuple, tuple]] = []
-    keep_alive: list[Any] = []
-    leaves = [(n, m) for n, m in module.named_modules() if n and not list(m.children())]
-
-    def hook(name):
-        def fn(m, inp, out):
-            x = inp[0] if inp else None
-            keep_alive.extend([x, out])
-            shape_in = tuple(x.shape) if isinstance(x, torch.Tensor) else ()
-            shape_out = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-            records.append((name, m, id(x), id(out), shape_in, shape_out))
-
-        return fn
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
-    try:
-        with torch.no_grad():
-            module.eval()
-            module(*[torch.from_numpy(np.ascontiguousarray(v[:2])) for v in sample.values()])
-    finally:
-        for h in handles:
-            h.remove()
+    records, _alive = _trace(module, sample)
     blocks = []
     for i, (name, m, _, out_id, shape_in, shape_out) in enumerate(records):
         if not _dense_conv(m) or not shape_in or shape_in != shape_out:

@@ -56,7 +56,15 @@ from ..recipes.registry import INT8_FUSIONS, Recipe
 from ..store.runstore import RunStore
 from ..tasks import pareto_front
 from ..tasks.budget import Budget, Violation, violations
-from .result import SearchResult, TrialRecord, optuna_constraints, pick_best, study_storage, trial_quality
+from .result import (
+    SearchResult,
+    TrialRecord,
+    open_study,
+    optuna_constraints,
+    pick_best,
+    study_storage,
+    trial_quality,
+)
 
 __all__ = [
     "ARCHITECTURE",
@@ -506,7 +514,6 @@ def architecture_search(
     """Run the architecture search (see the module docstring); ``search(..., space=ArchitectureSpace())`` calls it.
     Returns a :class:`~workbench.search.result.SearchResult` whose ``screened`` rows hold every architecture's
     untrained timing and fate, and whose ``decisions`` say why each student was trained or dropped."""
-    import optuna
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState, create_trial
 
@@ -533,15 +540,7 @@ def architecture_search(
             ).encode()
         ).hexdigest()[:8]
     )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not resume and storage is not None:
-        try:
-            optuna.delete_study(study_name=name, storage=storage)
-        except KeyError:
-            pass
-    study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True, directions=["maximize", "minimize", "minimize"]
-    )
+    study = open_study(name, storage, resume=resume)
     cache_path = _cache_path(store, model, bench)
     cached = _read_cache(cache_path) if resume else {}
 

@@ -216,3 +216,23 @@ def study_storage(store: RunStore) -> str | None:
     if store.path == ":memory:":
         return None
     return f"sqlite:///{store.path.parent / 'search.sqlite'}"
+
+
+def open_study(name: str, storage: str | None, *, resume: bool, sampler=None):
+    """The search's Optuna study (accuracy up, p50 and size down), resumed when it exists unless ``resume`` is
+    False (then it starts afresh; the candidates in the run store are still reused)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not resume and storage is not None:
+        try:
+            optuna.delete_study(study_name=name, storage=storage)
+        except KeyError:
+            pass
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        load_if_exists=True,
+        directions=["maximize", "minimize", "minimize"],
+    )

@@ -40,6 +40,7 @@ from .result import (
     PREFER,
     SearchResult,
     TrialRecord,
+    open_study,
     optuna_constraints,
     pick_best,
     resolve_prefer,
@@ -168,18 +169,7 @@ def search(
             sampler = optuna.samplers.TPESampler(
                 seed=seed, n_startup_trials=min(8, max(2, trials // 2)), multivariate=True, group=True
             )
-        if not resume and storage is not None:
-            try:
-                optuna.delete_study(study_name=name, storage=storage)
-            except KeyError:
-                pass
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            sampler=sampler,
-            load_if_exists=True,
-            directions=["maximize", "minimize", "minimize"],
-        )
+        study = open_study(name, storage, resume=resume, sampler=sampler)
 
         baseline = ex.baseline(model, store=store, bench=bench, ctx=ctx)
         records: list[TrialRecord] = []
