@@ -167,6 +167,8 @@ def test_search_times_untrained_then_trains_and_records(tmp_path, digits_model, 
     assert len(store.candidates()) == n
     assert [r["timed_at"] for r in again.screened] == [r["timed_at"] for r in res.screened]
     assert all(t.reused for t in again.trials) and again.best.id == res.best.id
+    study = optuna.load_study(study_name=res.study_name, storage=f"sqlite:///{tmp_path / 'search.sqlite'}")
+    assert len(study.get_trials()) == len(res.trials)  # the resumed students are not trials twice
 
 
 def test_latency_limit_drops_before_training(tmp_path, digits_model, bench):

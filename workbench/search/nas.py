@@ -541,6 +541,7 @@ def architecture_search(
         ).hexdigest()[:8]
     )
     study = open_study(name, storage, resume=resume)
+    in_study = {t.user_attrs.get("candidate_id") for t in study.get_trials(deepcopy=False)}
     cache_path = _cache_path(store, model, bench)
     cached = _read_cache(cache_path) if resume else {}
 
@@ -636,7 +637,9 @@ def architecture_search(
             "violations": rec.to_dict()["violations"],
             "constraints": optuna_constraints(cand, budget),
         }
-        if cand.ok and cand.get("p50_ms") is not None:
+        if cand.id in in_study:  # a resumed search: the student is a trial already
+            pass
+        elif cand.ok and cand.get("p50_ms") is not None:
             values = [trial_quality(cand), cand.get("p50_ms"), (cand.get("size_bytes") or 0) / 1e6]
             study.add_trial(create_trial(params=params, distributions=dist, values=values, user_attrs=attrs))
         else:
@@ -676,8 +679,6 @@ def architecture_search(
     for r in front:
         r.setdefault("fate", "not trained: the trials or the time budget ran out")
 
-    study.set_user_attr("screened", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    study.set_user_attr("decisions", decisions)
     cands = [baseline, *(r.candidate for r in records if r.candidate is not None)]
     if device is None:
         best = pick_best(cands, budget, prefer)
@@ -696,6 +697,8 @@ def architecture_search(
         best = min(fits, key=rank) if fits else None
     if best is not None:
         decisions.append(f"Best: {best.recipe_name} [{best.id}].")
+    study.set_user_attr("screened", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    study.set_user_attr("decisions", decisions)
     res = SearchResult(
         model.name,
         budget,
