@@ -47,7 +47,7 @@ def _target() -> float:
     return TARGET_VNNI if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else TARGET_AVX2
 
 
-def run_model(name: str, args, target: float) -> dict:
+def run_model(name: str, args, target: float | None) -> dict:
     t_load = time.monotonic()
     model = wb.load_model(name)
     load_s = time.monotonic() - t_load
@@ -132,9 +132,9 @@ def run_model(name: str, args, target: float) -> dict:
             speedup_vs_eager=b["speedup_vs_eager"],
             accuracy_drop_pts=b["accuracy_drop_pts"],
             per_round_vs_eager=ratio_summary(
-                round_speedups(timed, "torch FP32 eager (baseline)", best.recipe_name), target
+                round_speedups(timed, "torch FP32 eager (baseline)", best.recipe_name), target or 1.0
             ),
-            target_met=b["speedup_vs_eager"] >= target and search_s <= SEARCH_LIMIT_S,
+            target_met=None if target is None else b["speedup_vs_eager"] >= target and search_s <= SEARCH_LIMIT_S,
         )
     print(f"\n{name}: {len(res.screened)} architectures timed untrained, {len(res.trials)} trained, {search_s:.0f} s")
     hdr = f"{'variant':50} {'p50 ms':>8} {'p90 ms':>8} {'MB':>6} {'acc %':>6} {'drop':>6} {'x eager':>8}"
@@ -146,10 +146,10 @@ def run_model(name: str, args, target: float) -> dict:
             f"{100 * (r['accuracy'] or 0):6.2f} {r['accuracy_drop_pts']:+6.2f} {r['speedup_vs_eager']:7.2f}x"
         )
     if best is not None:
+        met = "" if target is None else f" (target {target:g}x) -> {'MET' if verdict['target_met'] else 'NOT met'}"
         print(
-            f"best within {args.max_drop:g} point: {best.recipe_name} {verdict['speedup_vs_eager']:.2f}x eager "
-            f"(target {target:g}x) -> {'MET' if verdict['target_met'] else 'NOT met'}; per round: "
-            f"{format_ratio_summary(verdict['per_round_vs_eager'])}"
+            f"best within {args.max_drop:g} point: {best.recipe_name} {verdict['speedup_vs_eager']:.2f}x eager"
+            f"{met}; per round: {format_ratio_summary(verdict['per_round_vs_eager'])}"
         )
     else:
         print(f"no student within {args.max_drop:g} point")
@@ -178,7 +178,8 @@ def main() -> int:
     args = ap.parse_args()
     target = _target()
     t0 = time.monotonic()
-    results = [run_model(m, args, target) for m in args.models]
+    # the speed-up target is MiniLM's; the CNN defaults report their front
+    results = [run_model(m, args, target if m == "minilm" else None) for m in args.models]
     env = wb.fingerprint(args.threads)
     print(f"\nCPU: {env.get('cpu', '?')}  flags: {', '.join(cpu_flags()) or '-'}  threads={args.threads}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
