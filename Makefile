@@ -71,6 +71,7 @@ bench-all: bench
 	$(BIN)/python bench/bench_harness.py
 	$(BIN)/python bench/bench_defaults.py
 	$(BIN)/python bench/bench_timing.py
+	$(BIN)/python bench/bench_nas.py
 	$(BIN)/pip install -q $(TORCH) -e ".[edge]" && $(BIN)/python bench/bench_edge.py
 
 clean:
