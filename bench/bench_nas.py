@@ -34,7 +34,7 @@ from workbench.measure.benchmark import (  # noqa: E402
 )
 from workbench.search.run import search  # noqa: E402
 from workbench.search.space import SearchSpace  # noqa: E402
-from workbench.tasks.budget import Budget  # noqa: E402
+from workbench.tasks.budget import Budget, violations  # noqa: E402
 
 #: issue 17's targets, x FP32 eager
 TARGET_VNNI, TARGET_AVX2 = 10.0, 7.0
@@ -114,7 +114,7 @@ def run_model(name: str, args, target: float | None) -> dict:
                 "size_mb": (c.get("size_bytes") or 0) / 1e6,
                 "params": c.get("params"),
                 "speedup_vs_eager": eager / t.p50,
-                "fits": c.id in {s.id for s in students if not wb.tasks.budget.violations(s, res.budget)},
+                "fits": not violations(c, res.budget),
                 "training": c.notes.get("distilled"),
             }
         )

@@ -66,9 +66,8 @@ def _num(v: Any, fmt: str = ".3g") -> str:
 
 
 def _untrained_p50(row: dict) -> float | None:
-    """An untrained architecture's host p50: at the baseline's typical speed once the screening has ranked them
-    (``host_p50_ms``), its own timing while it runs."""
-    return row.get("host_p50_ms") or row.get("p50_ms")
+    """An untrained architecture's host p50 (what the screening ranks it on)."""
+    return row.get("p50_ms")
 
 
 def _fate(row: dict) -> str:

@@ -412,7 +412,7 @@ def drop_blocks(module, job: PassJob, n: int) -> list[str]:
             f"without reshaping its neighbours): use an int in [0, {len(blocks)}]."
         )
     removed: list[str] = []
-    for block in blocks[len(blocks) - n :] if n else []:
+    for block in blocks[len(blocks) - n :]:
         for name in block:
             parent_name, _, attr = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module

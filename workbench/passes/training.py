@@ -93,20 +93,27 @@ def _teacher_cache(
     return cache
 
 
+def _head_tensors(head) -> tuple[Any, Any]:
+    """The task's linear head (weight, bias) as float32 tensors: what an encoder's logits are taken through."""
+    import torch
+
+    return (
+        torch.from_numpy(np.asarray(head.weight, dtype=np.float32)),
+        torch.from_numpy(np.asarray(head.bias, dtype=np.float32)),
+    )
+
+
 def warm_teacher(job: PassJob, layers: list[int], stage: str = "teacher outputs") -> bool:
     """Run an encoder teacher (the model's baseline) over the train split now, for the students trained next:
     each then spends its own time budget on training. False (nothing done) for models that are not text
     encoders with a head, or have no train split."""
-    import torch
 
     teacher = job.model.baseline.module
     head = getattr(job.model.task, "head", None)
     train = job.model.data.train
     if teacher is None or not is_encoder(teacher) or head is None or train is None or len(train) == 0:
         return False
-    head_w = torch.from_numpy(np.asarray(head.weight, dtype=np.float32))
-    head_b = torch.from_numpy(np.asarray(head.bias, dtype=np.float32))
-    _teacher_cache(teacher, train, job.model.baseline.input_names, head_w, head_b, layers, job, stage)
+    _teacher_cache(teacher, train, job.model.baseline.input_names, *_head_tensors(head), layers, job, stage)
     return True
 
 
@@ -175,8 +182,7 @@ def train_student(
             f"{stage}: a text encoder is trained through its task's linear head, and the task of "
             f"{job.model.name!r} ({job.model.task.name}) has none."
         )
-    head_w = torch.from_numpy(np.asarray(head.weight, dtype=np.float32)) if encoder else None
-    head_b = torch.from_numpy(np.asarray(head.bias, dtype=np.float32)) if encoder else None
+    head_w, head_b = _head_tensors(head) if encoder else (None, None)
     hooked = [n for n in (kept or {})] if not encoder and hidden_weight > 0 else []
 
     torch.manual_seed(seed)

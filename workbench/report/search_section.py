@@ -135,7 +135,7 @@ def _architecture_tables(archs: list[ArchitectureStudy]) -> tuple[list[str], lis
         rows = [
             {
                 "architecture": r.get("label", ""),
-                "untrained p50 ms": r.get("judged_p50_ms", r.get("host_p50_ms", r.get("p50_ms"))),
+                "untrained p50 ms": r.get("judged_p50_ms", r.get("p50_ms")),
                 "judged on": r.get("judged_by", "host") if "error" not in r else "",
                 "x baseline": r.get("speedup"),
                 "size MB": r["size_bytes"] / 1e6 if r.get("size_bytes") is not None else None,

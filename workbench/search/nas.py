@@ -18,7 +18,7 @@ Latency first, training last:
    since a slower student with more weights is the more accurate one;
 3. every trained student is a recorded candidate (distill -> export -> precision, with its lineage) and a trial of
    an Optuna study beside the run store, so the report finds it and an interrupted search resumes: the untrained
-   timings are kept with the study, the trained students are reused from the run store.
+   timings are kept beside the run store, the trained students are reused from it.
 
 With a device table (``device_table=``: the ``latency_table.json`` a probe bundle wrote on the device, see
 :func:`workbench.deploy.probe.export_probe`) the budget is judged on the device's numbers for the architectures
@@ -191,10 +191,6 @@ class ArchitectureSpace:
         if not 0 < self.time_budget_s <= 7 * 86_400:
             raise ConfigError.out_of_range(owner, "time_budget_s", self.time_budget_s, "seconds in (0, 604800]")
 
-    @property
-    def families(self) -> dict[str, Any]:  # what a SearchSpace reader asks for: the one family
-        return {ARCHITECTURE: self}
-
     def points(self, model: LoadedModel) -> list[Architecture]:
         """Every architecture of this space for ``model`` (its depth and width read from the module)."""
         module = model.baseline.module if model.baseline.kind == "torch" else None
@@ -286,7 +282,6 @@ def read_device_table(table: str | Path | dict) -> dict[str, Any]:
         "device": str(table.get("device") or "device"),
         "model": table.get("model"),
         "fingerprint": table.get("fingerprint"),
-        "cpu": table.get("cpu"),
         "p50_ms": {r["architecture"]: float(r["p50_ms"]) for r in rows},
     }
 
@@ -296,22 +291,16 @@ def _device_latency(rows: list[dict], device: dict | None) -> None:
     host p50 times the median device/host ratio (``predicted``), or the host p50 without a table."""
     # a student's own p50, not its ratio to the baseline: PyTorch eager with every core busy stalls in its
     # thread barriers far more than an ONNX Runtime student does, so the ratio carries the baseline's noise
-    for r in rows:
-        r["host_p50_ms"] = r["p50_ms"]
-    if device is None:
-        for r in rows:
-            r["judged_p50_ms"], r["judged_by"] = r["host_p50_ms"], "host"
-        return
-    table = device["p50_ms"]
-    ratios = sorted(table[r["label"]] / r["host_p50_ms"] for r in rows if r["label"] in table)
+    table = device["p50_ms"] if device is not None else {}
+    ratios = sorted(table[r["label"]] / r["p50_ms"] for r in rows if r["label"] in table)
     ratio = ratios[len(ratios) // 2] if ratios else None
     for r in rows:
         if r["label"] in table:
             r["judged_p50_ms"], r["judged_by"] = table[r["label"]], device["device"]
         elif ratio is not None:
-            r["judged_p50_ms"], r["judged_by"] = r["host_p50_ms"] * ratio, f"predicted for {device['device']}"
+            r["judged_p50_ms"], r["judged_by"] = r["p50_ms"] * ratio, f"predicted for {device['device']}"
         else:
-            r["judged_p50_ms"], r["judged_by"] = r["host_p50_ms"], "host"
+            r["judged_p50_ms"], r["judged_by"] = r["p50_ms"], "host"
 
 
 # ---- screening: every architecture untrained ------------------------------------------------------------
@@ -546,7 +535,7 @@ def architecture_search(
     cached = _read_cache(cache_path) if resume else {}
 
     def remember(row: dict) -> None:
-        if "error" not in row:
+        if "error" not in row and cached.get(row["label"]) is not row:  # a row heard again is on disk already
             cached[row["label"]] = row
             _write_cache(cache_path, cached)
         if on_screen is not None:
@@ -650,9 +639,6 @@ def architecture_search(
             on_trial(rec)
         return rec
 
-    def fits_accuracy(rec: TrialRecord | None) -> bool:
-        return rec is not None and rec.candidate is not None and rec.candidate.ok and not rec.violations
-
     if prefer == "accuracy":
         for row in order:
             if len(records) >= trials:
@@ -668,7 +654,7 @@ def architecture_search(
             rec = train(row, f"middle of the {hi - lo + 1} not yet ruled out")
             if rec is None:
                 break
-            if fits_accuracy(rec):
+            if rec.fits:
                 for r in order[mid + 1 : hi + 1]:
                     r.setdefault("fate", f"not trained: {row['label']} fits and is faster")
                 hi = mid - 1
@@ -683,12 +669,7 @@ def architecture_search(
     if device is None:
         best = pick_best(cands, budget, prefer)
     else:  # judged on the device's latencies: the host p50 of a candidate is not what the budget is about
-        judged = {
-            r.candidate.id: row["judged_p50_ms"]
-            for r in records
-            for row in rows
-            if row.get("candidate_id") == r.candidate.id
-        }
+        judged = {row["candidate_id"]: row["judged_p50_ms"] for row in rows if "candidate_id" in row}
         fits = [r.candidate for r in records if r.fits]
         rank = {
             "accuracy": lambda c: (-round(trial_quality(c), 6), judged[c.id]),
