@@ -261,3 +261,18 @@ def test_cli_architecture_search(tmp_path, cli):
     probe = cli("probe", "digits-cnn", "-o", str(tmp_path / "p"), "--n-eval", "120", cwd=tmp_path)
     assert probe.returncode == 0 and "7 architectures" in probe.stdout
     assert (tmp_path / "p" / "run_probe.py").is_file()
+
+
+def test_probe_and_device_table_refuse_bad_input(tmp_path, digits_model):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(wb.WorkbenchError, match="exists and is not empty; pass overwrite=True"):
+        export_probe(digits_model, tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"  # nothing of the user's is touched
+    with pytest.raises(wb.ConfigError, match="runs"):
+        export_probe(digits_model, tmp_path / "p", runs=0)
+    (tmp_path / "table.json").write_text("{not json")
+    with pytest.raises(wb.ConfigError, match="is not a device latency table \\(not JSON"):
+        read_device_table(tmp_path / "table.json")
+    with pytest.raises(wb.ConfigError, match="No device latency table at"):
+        read_device_table(tmp_path / "missing.json")
