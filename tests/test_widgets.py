@@ -178,7 +178,7 @@ def test_run_streams_results_and_reuses_cached_settings(wb, store):
         )
     )
     wb.quantization.precision.value = "int8-dynamic"
-    assert "Not measured yet" in wb.lookup.text
+    assert wb.lookup.text == "Not measured yet: press Run to measure int8-dynamic."  # names the settings held
     wb.run_panel.run_button.click()
     assert wb.run_panel.run_button.disabled  # while it runs
     cand = wb.wait()

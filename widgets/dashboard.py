@@ -247,22 +247,24 @@ class Workbench(w.VBox):
 
     def _on_settings(self, _change: Any = None) -> None:
         try:
-            self.recipe()
+            recipe = self.recipe()
         except WorkbenchError as e:
             self.settings_error.show(str(e), "error")
             self.lookup.clear()
             return
         self.settings_error.clear()
         hit = self.refresh()
+        # the message names the settings: the page shows which ones the kernel has (a click can overtake them)
+        label = recipe.name if recipe is not None else "the FP32 baseline"
         if self.picker.model is None:
-            self.lookup.show("Press Run to load the model and measure these settings.", "info")
+            self.lookup.show(f"Press Run to load {self.picker.name or 'the model'} and measure {label}.", "info")
         elif hit is not None:
             self.lookup.show(
                 f"Already measured ({hit.recipe_name}, {hit.id}): shown from the run store, no rerun. " + _summary(hit),
                 "ok",
             )
         else:
-            self.lookup.show("Not measured yet: press Run to measure these settings.", "info")
+            self.lookup.show(f"Not measured yet: press Run to measure {label}.", "info")
 
     def _on_budget(self, _change: Any = None) -> None:
         try:

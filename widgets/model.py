@@ -295,7 +295,8 @@ class ModelPicker(w.VBox):
         if self.autoload and change is not None and change.get("owner") is self.data_panel.path:
             self.load()
         else:
-            self.error.show(f"Press Load to load {self.name}{_on(data)}.", "info")
+            given = ", ".join(f"{k}={data[k]!r}" for k in DATA_OPTIONS if data.get(k) is not None)
+            self.error.show(f"Press Load to load {self.name}{_on(data)}{f' with {given}' if given else ''}.", "info")
 
     def _sync_visibility(self) -> None:
         self._custom_row.layout.display = "flex" if self.bundled.value == OTHER else "none"

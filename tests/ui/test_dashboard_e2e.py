@@ -79,7 +79,9 @@ def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, sensor_csv, page, t
     for _ in range(3):
         handle.press("ArrowRight")
     expect(slider.locator(".widget-readout")).to_have_text("INT8 dynamic")
-    expect(dash.locator(".wb-info", has_text="Press Run")).to_be_visible()
+    # the kernel names the settings it holds: ipywidgets holds back a value while the kernel is busy with the
+    # last one, and a button click is not held back, so Run is pressed only once the kernel has INT8 dynamic
+    expect(dash.locator(".wb-info", has_text="Press Run to load digits-cnn and measure int8-dynamic.")).to_be_visible()
 
     dash.locator("button", has_text="Run").first.click()
     expect(dash.locator(".wb-ok", has_text="Done: int8-dynamic")).to_be_visible()
@@ -109,6 +111,10 @@ def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, sensor_csv, page, t
         box = dash.locator(".widget-text", has_text=label).locator("input")
         box.fill(value)
         box.press("Enter")
+    # both columns reached the kernel before Load is pressed (the click is not queued behind them)
+    expect(
+        dash.locator(".wb-info", has_text="on motion.csv with label_column='activity', group_column='window'.")
+    ).to_be_visible()
     dash.locator("button[title^='Load the model on this data']").click()  # the Load beside the data box
     info = dash.locator(".wb-model-info")
     expect(info).to_contain_text("motion.csv")
