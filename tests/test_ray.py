@@ -9,7 +9,7 @@ import pytest
 
 from workbench import BenchConfig, RunStore
 from workbench.optimize import run_recipe
-from workbench.search.executors import ExecutorUnavailableError
+from workbench.search.executors import ExecutorUnavailableError, ray_listeners, start_local_ray
 from workbench.search.run import SearchSpace, search
 from workbench.tasks.budget import Budget
 
@@ -55,14 +55,26 @@ def test_unreachable_ray_address_is_a_clear_error_and_local_still_works(digits_m
 
 @pytest.fixture(scope="module")
 def local_ray():
-    kw = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        ray.init(**kw)
-    except Exception:  # Ray gives its raylet 30 s to start: a busy machine can need a second try
-        ray.shutdown()
-        ray.init(**kw)
+    start_local_ray(num_cpus=2)  # how `search --executor ray` without an address starts it
     yield
     ray.shutdown()
+
+
+def test_local_ray_listens_on_loopback_only(local_ray):
+    """Every socket the local Ray instance listens on (GCS, raylet, agents, workers, this driver's own) is on
+    loopback: nothing it starts can be reached from the network."""
+    import ipaddress
+
+    listeners = ray_listeners()
+    names = {name for name, _ip, _port in listeners}
+    assert {"gcs_server", "raylet"} <= names, listeners  # the services are there, and were read
+    for name, ip, port in listeners:
+        addr = ipaddress.ip_address(ip)
+        mapped = addr.ipv4_mapped if addr.version == 6 else None
+        assert addr.is_loopback or (mapped is not None and mapped.is_loopback), (name, ip, port)
+    assert ray._private.worker.global_worker.node.node_ip_address == "127.0.0.1"
+    # the switch that keeps it local is not left behind for whatever this process does next
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ
 
 
 def test_search_on_ray_records_the_same_candidates(digits_model, store, tmp_path, local_ray):
@@ -86,3 +98,14 @@ def test_search_on_ray_records_the_same_candidates(digits_model, store, tmp_path
     for t in res.trials[:2]:
         c = run_recipe(digits_model, t.recipe, store=local, bench=BENCH)
         assert c.key == t.candidate.key and c.get("accuracy") == t.candidate.get("accuracy")
+
+
+@pytest.mark.parametrize(
+    "ip, loopback",
+    [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True), ("0.0.0.0", False), ("::", False)]
+    + [("192.0.2.2", False), ("::ffff:192.0.2.2", False), ("not an address", False)],
+)
+def test_what_counts_as_loopback(ip, loopback):
+    from workbench.search.executors import _is_loopback
+
+    assert _is_loopback(ip) is loopback

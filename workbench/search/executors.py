@@ -37,7 +37,16 @@ from ..recipes.registry import Recipe
 from ..store.candidate import Candidate
 from ..store.runstore import RunStore
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "ExecutorUnavailableError", "make_executor", "EXECUTORS"]
+__all__ = [
+    "Executor",
+    "LocalExecutor",
+    "RayExecutor",
+    "ExecutorUnavailableError",
+    "make_executor",
+    "EXECUTORS",
+    "start_local_ray",
+    "ray_listeners",
+]
 
 EXECUTORS = ("local", "ray")
 
@@ -111,6 +120,102 @@ def _answers(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+#: Ray's switch for a machine-local instance (what it does on macOS and Windows): every service on loopback
+_RAY_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_local_ray(num_cpus: int | None = None) -> None:
+    """Start a Ray instance for this machine alone: the GCS, the raylet, its agents and workers listen on 127.0.0.1.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` is not enough: Ray turns a loopback address into the machine's
+    network address, and its services then listen on every interface (measured with Ray 2.60). Ray's local-only
+    mode (its default on macOS and Windows) keeps the node on loopback. After the start, the listening sockets of
+    every process Ray started are read; if one listens beyond loopback, Ray is shut down again and
+    ExecutorUnavailableError names it.
+    """
+    import ray
+
+    before = _listening(os.getpid())
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    saved_env, saved_flag = os.environ.get(_RAY_LOCAL_ONLY), getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_RAY_LOCAL_ONLY] = "0"  # read by the processes Ray starts ...
+    if constants is not None and saved_flag is not None:
+        constants.ENABLE_RAY_CLUSTER = False  # ... and by this one, which imported Ray already
+    kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if num_cpus is not None:
+        kw["num_cpus"] = num_cpus
+    try:
+        try:
+            ray.init(**kw)
+        except Exception:  # Ray gives its raylet 30 s to start: a busy machine can need a second try
+            ray.shutdown()
+            ray.init(**kw)
+    except Exception as e:
+        raise ExecutorUnavailableError(
+            f"Cannot start a local Ray instance: {type(e).__name__}: {e}. Nothing was run; run with "
+            "executor='local' instead."
+        ) from None
+    finally:
+        if saved_env is None:
+            os.environ.pop(_RAY_LOCAL_ONLY, None)
+        else:
+            os.environ[_RAY_LOCAL_ONLY] = saved_env
+        if constants is not None and saved_flag is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_flag
+    exposed = [x for x in ray_listeners(exclude=before) if not _is_loopback(x[1])]
+    if exposed:
+        ray.shutdown()
+        names = ", ".join(f"{name} on {ip}:{port}" for name, ip, port in exposed)
+        raise ExecutorUnavailableError(
+            f"The local Ray instance listened beyond loopback ({names}), so it was shut down: nothing was run. "
+            "Start Ray yourself on a trusted network (`ray start --head`) and pass its address, or run with "
+            "executor='local'."
+        )
+
+
+def ray_listeners(exclude: set[tuple[str, int]] = frozenset()) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of this process and the processes it started
+    (Ray's GCS, raylet, agents and workers), less ``exclude`` (this process's sockets from before)."""
+    import psutil
+
+    me = psutil.Process(os.getpid())
+    out = []
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            name = proc.name()
+            conns = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN and (c.laddr.ip, c.laddr.port) not in exclude:
+                out.append((name, c.laddr.ip, c.laddr.port))
+    return sorted(set(out))
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    import psutil
+
+    try:
+        return {
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.Process(pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return set()
+
+
+def _is_loopback(ip: str) -> bool:
+    import ipaddress
+
+    try:
+        addr = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)  # ::ffff:127.0.0.1, an IPv6 socket bound to IPv4 loopback
+    return addr.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 class RayExecutor(Executor):
     """Trials as Ray tasks, ``cpus_per_trial`` CPUs each (default: the bench thread count).
 
@@ -143,11 +248,12 @@ class RayExecutor(Executor):
                     f"within {connect_timeout_s:g} s). Nothing was run and everything recorded is kept. Start it "
                     "with `ray start --head`, check the address, or run with executor='local'."
                 )
+            if address in (None, "local"):
+                start_local_ray()
+                self._started_here = True
+                return
             try:
-                if address in (None, "local"):
-                    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-                else:
-                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
             except Exception as e:  # ConnectionError, RuntimeError, grpc errors
                 raise ExecutorUnavailableError(
                     f"Cannot join the Ray cluster at {address!r}: {type(e).__name__}: {e}. Nothing was run; "
