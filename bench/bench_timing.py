@@ -3,7 +3,10 @@
 1. **Agreement with the side-by-side bench.** ``workbench optimize`` (its paired timing: the candidate and the FP32
    baseline in alternating rounds) gives each recipe's speed-up; the same artifacts are then timed by the benches'
    round-robin harness (``side_by_side``: 200 calls each, 10 rounds). Target: within 10 % on a quiet machine.
-2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``): its p50s agree within 5 %.
+2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``, its careful default: at least
+   200 calls and 3 s per runner, 10 rounds): its p50s agree within 5 %? Beside it, the speed-ups of the two
+   re-timings, and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
+   (no model, no thread pool), the floor under any absolute repeatability here.
 3. **Thread settings under a busy core.** ONNX Runtime with its worker threads spinning vs sleeping, and PyTorch's
    OpenMP with its default wait policy vs ``OMP_WAIT_POLICY=PASSIVE`` (a subprocess each: the policy is read when
    torch loads), quiet and with another program running a 1-thread matmul loop on one core.
@@ -74,9 +77,10 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
         for c in rest:
             bench_ratio = timed["baseline"].p50 / timed[c.recipe_name].p50
             per_round = round_speedups(timed, "baseline", c.recipe_name)
-            # a re-timing's own default: RETIME_RUNS calls each
+            # a re-timing's own default (careful_bench: RETIME_RUNS calls and RETIME_MIN_S seconds at least)
             again = [remeasure([c.id], store=store, model=model)[0].candidate for _ in range(2)]
             p50s = [x.get("p50_ms") for x in again]
+            ups = [x.get("speedup") for x in again]
             rows.append(
                 {
                     "model": name,
@@ -91,9 +95,41 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "retimed_noisy": [x.get("noisy") for x in again],
                     "repeat_diff_pct": 100 * abs(p50s[0] - p50s[1]) / min(p50s),
                     "repeat_within_5pct": abs(p50s[0] - p50s[1]) / min(p50s) <= 0.05,
+                    "retimed_speedups": ups,
+                    "retimed_n_samples": [x.get("n_samples") for x in again],
+                    "speedup_repeat_diff_pct": 100 * abs(ups[0] - ups[1]) / min(ups),
                 }
             )
         return {"baseline_p50_ms": base.get("p50_ms"), "baseline_noisy": base.get("noisy"), "rows": rows}
+
+
+def machine_drift(windows: int = 20, seconds: float = 1.0) -> dict:
+    """Matmuls per second of one fixed single-threaded numpy kernel, in ``windows`` windows of ``seconds``: how far
+    this machine's speed moves by itself (a subprocess, so one BLAS thread; the steal time read beside it)."""
+    code = (
+        "import json, time, numpy as np\n"
+        "def st():\n    v = list(map(int, open('/proc/stat').readline().split()[1:]))\n    return v[7], sum(v)\n"
+        "a = np.random.default_rng(0).random((256, 256), dtype=np.float32)\nout = []\n"
+        "w0 = time.perf_counter()\nwhile time.perf_counter() - w0 < 2:\n    a @ a\n"  # warm-up: first calls, clocks
+        f"for _ in range({windows}):\n"
+        "    s0, t0 = st(); w0 = time.perf_counter(); n = 0\n"
+        f"    while time.perf_counter() - w0 < {seconds}:\n        a @ a; n += 1\n"
+        "    s1, t1 = st(); out.append([n / (time.perf_counter() - w0), (s1 - s0) / max(1, t1 - t0)])\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    rows = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout)
+    rate = [r[0] for r in rows]
+    consecutive = [abs(a - b) / min(a, b) * 100 for a, b in zip(rate, rate[1:])]
+    return {
+        "windows_s": seconds,
+        "matmuls_per_s": rate,
+        "steal_fraction": [r[1] for r in rows],
+        "range_pct": 100 * (max(rate) / min(rate) - 1),
+        "median_consecutive_diff_pct": sorted(consecutive)[len(consecutive) // 2],
+        "consecutive_within_5pct": sum(d <= 5 for d in consecutive),
+        "pairs": len(consecutive),
+    }
 
 
 def ort_spinning(name: str, threads: int) -> list[dict]:
@@ -163,7 +199,7 @@ def main() -> None:
     args = ap.parse_args()
     fp = fingerprint(args.threads)
     print(f"CPU: {fp['cpu']} ({fp['cores']} cores; ISA {' '.join(fp['isa'])}); {args.threads} threads")
-    result = {"env": fp, "agreement": [], "ort_spinning": [], "omp_policy": []}
+    result = {"env": fp, "machine_drift": machine_drift(), "agreement": [], "ort_spinning": [], "omp_policy": []}
     for name in args.models:
         a = agreement(name, args.threads, args.n_eval)
         result["agreement"] += a["rows"]
@@ -172,16 +208,25 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))
 
+    d = result["machine_drift"]
     print(
-        "\n| model | recipe | optimize speed-up (paired) | bench speed-up (side by side) | ratio | re-timed p50 twice (ms) | repeat diff |"
+        f"\nThis machine's own speed (1-thread matmul, {d['pairs'] + 1} windows of {d['windows_s']:g} s): range "
+        f"{d['range_pct']:.1f} %, median change between consecutive windows {d['median_consecutive_diff_pct']:.1f} %, "
+        f"{d['consecutive_within_5pct']} of {d['pairs']} consecutive pairs within 5 %; steal up to "
+        f"{100 * max(d['steal_fraction']):.1f} %."
     )
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| model | recipe | optimize speed-up (paired) | bench speed-up (side by side) | ratio "
+        "| re-timed p50 twice (ms) | p50 repeat diff | re-timed speed-ups | speed-up repeat diff |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in result["agreement"]:
         print(
             f"| {r['model']} | {r['recipe']} | {r['optimize_speedup']:.2f}x{' (noisy)' if r['optimize_noisy'] else ''} "
             f"| {r['bench_speedup']:.2f}x (rounds {min(r['bench_round_speedups']):.2f}-{max(r['bench_round_speedups']):.2f}) "
             f"| {r['ratio_of_ratios']:.3f} | {r['retimed_p50_ms'][0]:.3g}, {r['retimed_p50_ms'][1]:.3g} "
-            f"| {r['repeat_diff_pct']:.1f} % |"
+            f"| {r['repeat_diff_pct']:.1f} % | {r['retimed_speedups'][0]:.2f}x, {r['retimed_speedups'][1]:.2f}x "
+            f"| {r['speedup_repeat_diff_pct']:.1f} % |"
         )
     print("\n| model | neighbour on one core | ORT spinning | eager p50 / p90 ms | INT8 p50 / p90 ms | speed-up |")
     print("|---|---|---|---|---|---|")

@@ -17,6 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
 os.environ.setdefault("WORKBENCH_SETTLE_S", "0")
 # nor re-measures a noisy timing (tests assert outcomes, not latencies; tests/test_timing.py sets retries itself)
 os.environ.setdefault("WORKBENCH_TIMING_RETRIES", "0")
+# and times exactly BenchConfig.runs calls, not 0.5 s of calls per runner (tests/test_timing.py sets min_time_s)
+os.environ.setdefault("WORKBENCH_MIN_TIME_S", "0")
 ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 # Debian's chromium (`make test` installs it): Playwright's own browser download cannot work offline

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -225,8 +226,54 @@ def test_the_quantization_panel_says_what_this_cpu_makes_of_a_precision():
 
 
 @pytest.mark.parametrize(
-    "kw, name", [({"rounds": 0}, "rounds"), ({"retries": -1}, "retries"), ({"settle_s": -1.0}, "settle_s")]
+    "kw, name",
+    [({"rounds": 0}, "rounds"), ({"retries": -1}, "retries"), ({"settle_s": -1.0}, "settle_s")]
+    + [({"min_time_s": -1.0}, "min_time_s"), ({"min_time_s": "1"}, "min_time_s")],
 )
 def test_the_timing_settings_are_checked(kw, name):
     with pytest.raises(wb.ConfigError, match=f"The '{name}' parameter of BenchConfig must be"):
         wb.BenchConfig(**kw)
+
+
+# ---- a fast model is timed for long enough ---------------------------------------------------------------------
+def _fast(_inputs):  # a few microseconds
+    return sum(range(50))
+
+
+def _slow(_inputs):  # at least 2 ms
+    time.sleep(0.002)
+
+
+def test_a_fast_runner_gets_more_calls_to_fill_the_minimum_time():
+    from workbench.measure.benchmark import MAX_CALLS, measure_latency, side_by_side
+
+    timed = side_by_side({"fast": _fast, "slow": _slow}, {}, runs=20, rounds=4, warmup=1, min_time_s=0.2)
+    fast, slow = len(timed["fast"].samples_ms), len(timed["slow"].samples_ms)
+    # 0.05 s a round: the 2 ms runner needs at most 25 calls a round, the microsecond one hits the cap
+    assert 20 <= slow <= 4 * 25 and fast == 4 * MAX_CALLS
+    assert len(timed["fast"].extra["round_p50_ms"]) == 4  # every round has its calls
+    # without a minimum time: exactly `runs` calls, as the benches ask
+    plain = side_by_side({"fast": _fast, "slow": _slow}, {}, runs=20, rounds=4, warmup=1)
+    assert [len(plain[k].samples_ms) for k in ("fast", "slow")] == [20, 20]
+    # the pipeline's paired timing passes its min_time_s on; its unpaired one too
+    cfg = wb.BenchConfig(warmup=1, runs=8, rounds=2, settle_s=0, retries=0, min_time_s=0.1)
+    t = measure_latency(_fast, {}, cfg, against=_slow)
+    assert len(t.result.samples_ms) > 10 * len(t.baseline.samples_ms) >= 10 * 8
+    alone = measure_latency(_fast, {}, replace(cfg, paired=False))
+    assert len(alone.result.samples_ms) == MAX_CALLS
+
+
+def test_min_time_comes_from_the_environment_and_records_keep_a_bounded_sample(monkeypatch):
+    from workbench.measure.benchmark import DEFAULT_MIN_TIME_S, STORED_SAMPLES, LatencyResult
+
+    monkeypatch.setenv("WORKBENCH_MIN_TIME_S", "1.5")
+    assert wb.BenchConfig().effective_min_time_s == 1.5 and wb.BenchConfig(min_time_s=0).effective_min_time_s == 0
+    monkeypatch.setenv("WORKBENCH_MIN_TIME_S", "lots")
+    assert wb.BenchConfig().effective_min_time_s == DEFAULT_MIN_TIME_S
+    samples = tuple(float(i % 97) + 1 for i in range(5003))
+    r = LatencyResult(samples, threads=1)
+    s = r.summary()
+    assert s["n_samples"] == 5003 and len(s["samples_ms"]) == STORED_SAMPLES
+    assert s["samples_ms"][0] == samples[0] and s["samples_ms"][-1] == samples[-1]  # evenly spaced, in time order
+    assert s["p50_ms"] == pytest.approx(float(__import__("numpy").percentile(samples, 50)))  # from all of them
+    assert LatencyResult((2.0, 1.0), threads=1).summary()["samples_ms"] == [2.0, 1.0]

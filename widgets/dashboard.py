@@ -31,7 +31,7 @@ from workbench.lm.task import CausalLM
 from workbench.optimize import find_candidate, run_baseline, run_recipe, scored_on
 from workbench.recipes.compose import build_recipe
 from workbench.recipes.registry import Recipe
-from workbench.remeasure import RETIME_RUNS, noisy_ids, remeasure
+from workbench.remeasure import careful_bench, noisy_ids, remeasure
 from workbench.tasks import task_of
 from workbench.tasks.budget import Budget, violations
 
@@ -414,7 +414,7 @@ class Workbench(w.VBox):
         ctx = RunContext(on_progress=panel.on_progress)
         self._ctx = ctx
         panel.started(f"re-timing {len(ids)} candidate(s)…")
-        bench = replace(self.bench_config(), runs=max(self.bench_config().runs, RETIME_RUNS))
+        bench = careful_bench(base=self.bench_config())  # the careful timing: more calls, more rounds
         self._run_future = self.worker.submit("re-timing", self._retime_job, ids, bench, ctx)
         return self._run_future
 

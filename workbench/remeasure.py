@@ -11,6 +11,7 @@ verdicts) sees the newest timing, with the first one kept under ``metrics["first
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -28,10 +29,14 @@ from .recipes.registry import Recipe
 from .store.candidate import Candidate
 from .store.runstore import RunStore
 
-__all__ = ["remeasure", "Retiming", "RemeasureError", "noisy_ids", "RETIME_RUNS"]
+__all__ = ["remeasure", "Retiming", "RemeasureError", "noisy_ids", "RETIME_RUNS", "RETIME_MIN_S", "careful_bench"]
 
 #: timed calls per runner of a re-timing: four times the pipeline's 50, for a p50 that repeats (bench_timing.py)
 RETIME_RUNS = 200
+#: seconds of timed calls per runner of a re-timing at least (a fast model gets more than RETIME_RUNS calls)
+RETIME_MIN_S = 3.0
+#: rounds of a re-timing: the candidate and its baseline alternate ten times
+RETIME_ROUNDS = 10
 
 
 class RemeasureError(WorkbenchError):
@@ -48,6 +53,17 @@ class Retiming:
     @property
     def after(self) -> dict[str, Any]:
         return {k: self.candidate.get(k) for k in ("p50_ms", "speedup", "noisy", "noise")}
+
+
+def careful_bench(runs: int | None = None, min_time_s: float | None = None, base: BenchConfig | None = None):
+    """A re-timing's settings (on top of ``base``'s threads, warm-ups, waits): at least RETIME_RUNS calls and
+    RETIME_MIN_S seconds per runner, in RETIME_ROUNDS rounds. ``$WORKBENCH_MIN_TIME_S``, when set, is the minimum
+    time here too (the user's own choice of how long a runner is timed)."""
+    if min_time_s is None and not os.environ.get("WORKBENCH_MIN_TIME_S", "").strip():
+        min_time_s = RETIME_MIN_S
+    base = base or BenchConfig()
+    runs = runs or max(base.runs, RETIME_RUNS)
+    return replace(base, runs=runs, rounds=max(base.rounds, RETIME_ROUNDS), min_time_s=min_time_s)
 
 
 def _baseline_of(store: RunStore, c: Candidate) -> Candidate:
@@ -127,7 +143,8 @@ def remeasure(
     """Re-time the candidates ``ids`` beside their baseline and record the new timings; returns before / after.
 
     The thread count is each candidate's own (its record's), so the new timing replaces a like-for-like one.
-    ``bench`` defaults to :data:`RETIME_RUNS` timed calls each (a re-timing is the careful one).
+    ``bench`` defaults to :func:`careful_bench` (a re-timing is the careful one: at least :data:`RETIME_RUNS` calls
+    and :data:`RETIME_MIN_S` seconds per runner).
     ``model``: the loaded model, if at hand (the dashboard); else each baseline's recorded load arguments are
     used. Raises RemeasureError (naming the candidate) before timing anything when an id cannot be re-timed.
     """
@@ -151,7 +168,7 @@ def remeasure(
     out: list[Retiming] = []
     for c in cands:
         base = _baseline_of(store, c)
-        cfg = replace(bench or BenchConfig(runs=RETIME_RUNS), threads=c.threads or (bench.threads if bench else None))
+        cfg = replace(bench or careful_bench(), threads=c.threads or (bench.threads if bench else None))
         if model is not None and model.name == c.model:
             m = model
         else:

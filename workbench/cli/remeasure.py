@@ -9,8 +9,7 @@ from ..tasks.base import fmt
 
 def _cmd_remeasure(args) -> int:
     from ..core.context import RunContext, cli_reporter
-    from ..measure.benchmark import BenchConfig
-    from ..remeasure import RETIME_RUNS, noisy_ids, remeasure
+    from ..remeasure import careful_bench, noisy_ids, remeasure
     from ..store.runstore import RunStore
     from .table import format_table
 
@@ -28,7 +27,7 @@ def _cmd_remeasure(args) -> int:
         return 2
     reporter = cli_reporter(quiet=args.json)
     ctx = RunContext(on_progress=reporter)
-    bench = BenchConfig(runs=args.runs or RETIME_RUNS)
+    bench = careful_bench(args.runs, args.min_time)
     try:
         done = remeasure(ids, store=store, bench=bench, ctx=ctx)
     finally:
@@ -63,6 +62,13 @@ def cli_register(sub) -> None:
     s.add_argument("ids", nargs="*", metavar="ID", help="candidate ids (workbench runs lists them)")
     s.add_argument("--noisy", action="store_true", help="also every candidate whose latency is marked noisy")
     s.add_argument("--model", default=None, help="with --noisy: only this model's candidates")
-    s.add_argument("--runs", type=int, default=None, help="timed calls per runner (default 200)")
+    s.add_argument("--runs", type=int, default=None, help="timed calls per runner at least (default 200)")
+    s.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds of timed calls per runner at least: a fast model gets more calls (default 3; 0: --runs only)",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_remeasure)

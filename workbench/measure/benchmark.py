@@ -12,8 +12,8 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,10 @@ class BenchConfig:
     paired: bool = True
     #: rounds of a paired timing (each runner gets runs // rounds timed calls per round)
     rounds: int = 5
+    #: seconds of timed calls each runner gets at least (more calls than ``runs`` for a fast model: 50 calls of a
+    #: 0.1 ms model are 5 ms of the machine's life, and its p50 then moved by 40 % between two re-timings);
+    #: None: $WORKBENCH_MIN_TIME_S, else 0.5 s. Calls stop at MAX_CALLS per runner
+    min_time_s: float | None = None
     #: seconds to wait at most for a quiet machine before timing; None: $WORKBENCH_SETTLE_S, else 20
     settle_s: float | None = None
     #: re-measurements of a timing found noisy (after another bounded wait); None: $WORKBENCH_TIMING_RETRIES, else 1
@@ -75,6 +79,8 @@ class BenchConfig:
             check_range("BenchConfig", "retries", self.retries, 0, 10, integer=True)
         if self.settle_s is not None:
             check_range("BenchConfig", "settle_s", self.settle_s, 0, 3600)
+        if self.min_time_s is not None:
+            check_range("BenchConfig", "min_time_s", self.min_time_s, 0, 600)
         if self.threads is not None:
             check_range("BenchConfig", "threads", self.threads, 1, 1024, integer=True)
             cores = os.cpu_count() or 1
@@ -88,6 +94,10 @@ class BenchConfig:
     @property
     def effective_threads(self) -> int:
         return self.threads or (os.cpu_count() or 1)
+
+    @property
+    def effective_min_time_s(self) -> float:
+        return min_time_seconds() if self.min_time_s is None else self.min_time_s
 
     def session_config(self) -> dict[str, str]:
         """ONNX Runtime session entries for a timed session (recorded with the candidate as ``thread_settings``)."""
@@ -143,8 +153,48 @@ class LatencyResult:
             "cv": self.cv,
             "threads": self.threads,
             "peak_mem_bytes": self.peak_mem_bytes,
-            "samples_ms": list(self.samples_ms),
+            "n_samples": len(self.samples_ms),
+            "samples_ms": stored_samples(self.samples_ms),
         }
+
+
+#: the most timed calls one runner gets in one timing (one round of a paired one), however fast it is
+MAX_CALLS = 20_000
+#: the most samples a record keeps (evenly spaced in time order; the percentiles come from all of them)
+STORED_SAMPLES = 2_000
+DEFAULT_MIN_TIME_S = 0.5
+
+
+def min_time_seconds() -> float:
+    """Seconds of timed calls per runner: ``$WORKBENCH_MIN_TIME_S`` or 0.5 (0: exactly ``runs`` calls)."""
+    raw = os.environ.get("WORKBENCH_MIN_TIME_S")
+    try:
+        return max(0.0, min(600.0, float(raw))) if raw and raw.strip() else DEFAULT_MIN_TIME_S
+    except ValueError:
+        return DEFAULT_MIN_TIME_S
+
+
+def stored_samples(samples: Sequence[float], keep: int = STORED_SAMPLES) -> list[float]:
+    """At most ``keep`` of ``samples``, evenly spaced in time order (all of them when there are fewer)."""
+    if len(samples) <= keep:
+        return list(samples)
+    idx = np.linspace(0, len(samples) - 1, keep).round().astype(int)
+    return [float(samples[i]) for i in idx]
+
+
+def calls_for(runner: Callable[[Mapping[str, np.ndarray]], object], inputs, runs: int, min_time_s: float) -> int:
+    """Timed calls that give ``runner`` at least ``min_time_s`` seconds (never fewer than ``runs``, at most
+    :data:`MAX_CALLS`), from the fastest of three timed calls (the caller has warmed it up)."""
+    if min_time_s <= 0:
+        return runs
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        runner(inputs)
+        best = min(best, time.perf_counter() - t0)
+        if best * runs >= min_time_s:  # a slow model: ``runs`` calls already fill the time
+            return runs
+    return int(min(MAX_CALLS, max(runs, np.ceil(min_time_s / max(best, 1e-7)))))
 
 
 def _rss_now() -> int:
@@ -205,7 +255,8 @@ def benchmark(
     ctx: RunContext | None = None,
     stage: str = "benchmark",
 ) -> LatencyResult:
-    """Time ``runner(inputs)``: warm-up, then ``cfg.runs`` samples. Checks cancel every 10 calls."""
+    """Time ``runner(inputs)``: warm-up, then ``cfg.runs`` samples, or more to fill ``cfg.min_time_s`` seconds.
+    Checks cancel every 10 calls."""
     if ctx:
         ctx.begin(stage, total=cfg.warmup + cfg.runs)
     for i in range(cfg.warmup):
@@ -213,13 +264,18 @@ def benchmark(
         if ctx and i % 10 == 9:
             ctx.step(10)
     peak = measure_peak_rss(lambda: runner(inputs))
+    runs = calls_for(runner, inputs, cfg.runs, cfg.effective_min_time_s)
+    if ctx and runs > cfg.runs:
+        ctx.begin(stage, total=cfg.warmup + runs)
+        ctx.step(cfg.warmup)
+    every = max(10, runs // 20)  # a few dozen progress events, however many calls
     samples = []
-    for i in range(cfg.runs):
+    for i in range(runs):
         t0 = time.perf_counter()
         runner(inputs)
         samples.append((time.perf_counter() - t0) * 1e3)
-        if ctx and i % 10 == 9:
-            ctx.step(10)
+        if ctx and i % every == every - 1:
+            ctx.step(every)
     return LatencyResult(tuple(samples), cfg.effective_threads, peak)
 
 
@@ -233,6 +289,7 @@ def side_by_side(
     threads: int | None = None,
     ctx: RunContext | None = None,
     stage: str = "side by side",
+    min_time_s: float = 0.0,
 ) -> dict[str, LatencyResult]:
     """Time several runners against each other, for ratios that hold on a shared machine.
 
@@ -241,8 +298,11 @@ def side_by_side(
     core) then hits every runner alike, and each chunk is long enough that what is timed is the model,
     not the switch between runtimes: timing one call of each in turn measured the switch (thread pools
     of the previous runtime still spinning, caches refilled) and made FP32 PyTorch eager 3x slower.
+    ``min_time_s``: each runner is timed for at least this long in all (more calls per round for a fast one;
+    the count is set in the first round and kept, so every round of a runner has as many calls).
     """
-    cfg = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads)
+    first = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads, min_time_s=min_time_s / rounds)
+    cfgs = dict.fromkeys(runners, first)
     samples: dict[str, list[float]] = {k: [] for k in runners}
     round_p50: dict[str, list[float]] = {k: [] for k in runners}
     peaks: dict[str, int | None] = {}
@@ -250,14 +310,15 @@ def side_by_side(
         ctx.begin(stage, total=rounds * len(runners))
     for _ in range(rounds):
         for name, run in runners.items():
-            r = benchmark(run, inputs, cfg)
+            r = benchmark(run, inputs, cfgs[name])
+            cfgs[name] = replace(first, runs=len(r.samples_ms), min_time_s=0.0)
             if ctx:
                 ctx.step()
             samples[name].extend(r.samples_ms)
             round_p50[name].append(r.p50)
             peaks[name] = max(filter(None, (peaks.get(name), r.peak_mem_bytes)), default=None)
     return {
-        k: LatencyResult(tuple(v), cfg.effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]})
+        k: LatencyResult(tuple(v), first.effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]})
         for k, v in samples.items()
     }
 
@@ -332,6 +393,7 @@ def measure_latency(
                         threads=cfg.threads,
                         ctx=ctx,
                         stage=stage,
+                        min_time_s=cfg.effective_min_time_s,
                     )
                     res, base = pair["candidate"], pair["baseline"]
                     ratios = round_speedups(pair, "baseline", "candidate")

@@ -66,6 +66,7 @@ TIMING_METRICS = (
     "mean_ms",
     "cv",
     "samples_ms",
+    "n_samples",
     "threads",
     "speedup",
     "speedup_rounds",
