@@ -162,3 +162,21 @@ def test_empty_dataset():
 def test_mismatched_split():
     with pytest.raises(wb.DataError, match="same length"):
         Split({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))})
+
+
+@pytest.mark.slow
+def test_the_bundled_minilm_uses_the_head_that_ships_and_trains_none(tmp_path, monkeypatch):
+    """A fresh machine (an empty cache) scores MiniLM through the BBC News head shipped in the package: nothing is
+    embedded or written. A shipped head that no longer matches the model's key would be trained again and land in
+    the cache, and this fails."""
+    from workbench.models.hf import SHIPPED_HEADS
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    m = wb.load_model("minilm", n_eval=60)
+    assert (SHIPPED_HEADS / f"head-{m.info['head_key']}.npz").is_file()
+    assert not list((tmp_path / "cache").glob("head-*.npz"))
+    from workbench.measure.evaluate import predict
+
+    emb = predict(m.baseline.runner(), m.data.eval)
+    pred = m.task.head(emb).argmax(axis=1)
+    assert (pred == m.data.eval.labels).mean() > 0.9  # the shipped head scores the articles it was made for
