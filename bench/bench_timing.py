@@ -2,7 +2,8 @@
 
 1. **Agreement with the side-by-side bench.** ``workbench optimize`` (its paired timing: the candidate and the FP32
    baseline in alternating rounds) gives each recipe's speed-up; the same artifacts are then timed by the benches'
-   round-robin harness (``side_by_side``: 200 calls each, 10 rounds). Target: within 10 % on a quiet machine.
+   round-robin harness (``side_by_side``: 200 calls and 3 s each at least, 10 rounds). Target: within 10 % on a
+   quiet machine.
 2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``, its careful default: at least
    200 calls and 3 s per runner, 10 rounds): its p50s agree within 5 %? Beside it, the speed-ups of the two
    re-timings, and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
@@ -72,7 +73,9 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
             runners[c.recipe_name] = onnx_artifact(Path(c.artifact_path)).runner(
                 threads, session_config=bench.session_config()
             )
-        timed = side_by_side(runners, model.bench_inputs(), runs=200, rounds=10, threads=threads)
+        # at least 3 s per runner, as a re-timing: 20 calls a round of a 0.1 ms model time the switch between
+        # runtimes (the other one's threads asleep, caches cold), not the model
+        timed = side_by_side(runners, model.bench_inputs(), runs=200, rounds=10, threads=threads, min_time_s=3.0)
         rows = []
         for c in rest:
             bench_ratio = timed["baseline"].p50 / timed[c.recipe_name].p50
