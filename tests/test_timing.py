@@ -277,3 +277,14 @@ def test_min_time_comes_from_the_environment_and_records_keep_a_bounded_sample(m
     assert s["samples_ms"][0] == samples[0] and s["samples_ms"][-1] == samples[-1]  # evenly spaced, in time order
     assert s["p50_ms"] == pytest.approx(float(__import__("numpy").percentile(samples, 50)))  # from all of them
     assert LatencyResult((2.0, 1.0), threads=1).summary()["samples_ms"] == [2.0, 1.0]
+
+
+def test_a_retiming_is_careful_unless_the_user_set_the_minimum_time(monkeypatch):
+    from workbench.remeasure import RETIME_MIN_S, RETIME_RUNS, careful_bench
+
+    monkeypatch.delenv("WORKBENCH_MIN_TIME_S")
+    c = careful_bench(base=wb.BenchConfig(threads=1, runs=500))
+    assert (c.min_time_s, c.runs, c.rounds, c.threads) == (RETIME_MIN_S, 500, 10, 1)
+    assert careful_bench().runs == RETIME_RUNS and careful_bench(10, 0.0).min_time_s == 0.0
+    monkeypatch.setenv("WORKBENCH_MIN_TIME_S", "1.5")
+    assert careful_bench().min_time_s == 1.5

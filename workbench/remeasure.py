@@ -11,7 +11,6 @@ verdicts) sees the newest timing, with the first one kept under ``metrics["first
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from typing import Any
 from .core.artifact import Artifact, edge_artifact, file_sha256, onnx_artifact
 from .core.context import RunContext
 from .core.errors import WorkbenchError
-from .measure.benchmark import BenchConfig, measure_latency
+from .measure.benchmark import BenchConfig, measure_latency, min_time_seconds
 from .models.registry import LoadedModel
 from .optimize import BASELINE, artifact_intact, scored_on
 from .passes import PassJob, apply_pass
@@ -59,8 +58,8 @@ def careful_bench(runs: int | None = None, min_time_s: float | None = None, base
     """A re-timing's settings (on top of ``base``'s threads, warm-ups, waits): at least RETIME_RUNS calls and
     RETIME_MIN_S seconds per runner, in RETIME_ROUNDS rounds. ``$WORKBENCH_MIN_TIME_S``, when set, is the minimum
     time here too (the user's own choice of how long a runner is timed)."""
-    if min_time_s is None and not os.environ.get("WORKBENCH_MIN_TIME_S", "").strip():
-        min_time_s = RETIME_MIN_S
+    if min_time_s is None:
+        min_time_s = min_time_seconds(default=RETIME_MIN_S)
     base = base or BenchConfig()
     runs = runs or max(base.runs, RETIME_RUNS)
     return replace(base, runs=runs, rounds=max(base.rounds, RETIME_ROUNDS), min_time_s=min_time_s)

@@ -165,13 +165,13 @@ STORED_SAMPLES = 2_000
 DEFAULT_MIN_TIME_S = 0.5
 
 
-def min_time_seconds() -> float:
-    """Seconds of timed calls per runner: ``$WORKBENCH_MIN_TIME_S`` or 0.5 (0: exactly ``runs`` calls)."""
+def min_time_seconds(default: float = DEFAULT_MIN_TIME_S) -> float:
+    """Seconds of timed calls per runner: ``$WORKBENCH_MIN_TIME_S`` or ``default`` (0: exactly ``runs`` calls)."""
     raw = os.environ.get("WORKBENCH_MIN_TIME_S")
     try:
-        return max(0.0, min(600.0, float(raw))) if raw and raw.strip() else DEFAULT_MIN_TIME_S
+        return max(0.0, min(600.0, float(raw))) if raw and raw.strip() else default
     except ValueError:
-        return DEFAULT_MIN_TIME_S
+        return default
 
 
 def stored_samples(samples: Sequence[float], keep: int = STORED_SAMPLES) -> list[float]:

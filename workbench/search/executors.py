@@ -135,7 +135,7 @@ def start_local_ray(num_cpus: int | None = None) -> None:
     """
     import ray
 
-    before = _listening(os.getpid())
+    before = {(ip, port) for _name, ip, port in ray_listeners()}  # this process's own, and its children's
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
     saved_env, saved_flag = os.environ.get(_RAY_LOCAL_ONLY), getattr(constants, "ENABLE_RAY_CLUSTER", None)
     os.environ[_RAY_LOCAL_ONLY] = "0"  # read by the processes Ray starts ...
@@ -175,7 +175,7 @@ def start_local_ray(num_cpus: int | None = None) -> None:
 
 def ray_listeners(exclude: set[tuple[str, int]] = frozenset()) -> list[tuple[str, str, int]]:
     """(process name, address, port) of every listening TCP socket of this process and the processes it started
-    (Ray's GCS, raylet, agents and workers), less ``exclude`` (this process's sockets from before)."""
+    (Ray's GCS, raylet, agents and workers), less ``exclude`` (the sockets that were there before Ray started)."""
     import psutil
 
     me = psutil.Process(os.getpid())
@@ -190,19 +190,6 @@ def ray_listeners(exclude: set[tuple[str, int]] = frozenset()) -> list[tuple[str
             if c.status == psutil.CONN_LISTEN and (c.laddr.ip, c.laddr.port) not in exclude:
                 out.append((name, c.laddr.ip, c.laddr.port))
     return sorted(set(out))
-
-
-def _listening(pid: int) -> set[tuple[str, int]]:
-    import psutil
-
-    try:
-        return {
-            (c.laddr.ip, c.laddr.port)
-            for c in psutil.Process(pid).net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN
-        }
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return set()
 
 
 def _is_loopback(ip: str) -> bool:
