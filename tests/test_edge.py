@@ -16,6 +16,7 @@ import torch
 
 import workbench as wb
 from workbench.core.edge_runtime import edge_runtime_missing
+from workbench.measure.delegation import DelegationReport
 from workbench.passes import ExecuTorchExport, LiteRTExport, PassJob, apply_pass
 
 _MISSING = [why for why in (edge_runtime_missing("executorch"), edge_runtime_missing("litert")) if why]
@@ -82,7 +83,11 @@ def test_executorch_delegation_report_comes_from_etdump(cands):
     kernels = {r["op_type"] for r in rep["rows"]}
     # XNNPACK's own INT8 kernels, named as ETDump records them
     assert "Convolution (NHWC, QC8) IGEMM" in kernels and any("QS8" in k for k in kernels)
-    assert all(r["delegated"] for r in rep["rows"]) and 0.5 < rep["delegated_share"] <= 1.0
+    assert all(r["delegated"] for r in rep["rows"]) and rep["fallback_share"] == 0
+    # shares of the whole run: the kernels' and the runtime's own per-call work make it up (how much is the
+    # runtime's depends on the CPU: 43 % kernels on an AVX-512 EPYC, over half on an AVX2 one)
+    assert 0 < rep["delegated_share"] <= 1.0 and rep["delegated_share"] + rep["overhead_share"] == pytest.approx(1)
+    assert f"{100 * rep['delegated_share']:.0f}% of the run" in DelegationReport.from_dict(rep).summary()
     assert "ETDump" in rep["how"] and rep["run_ms"] > 0
 
 

@@ -84,9 +84,10 @@ class DelegationReport:
     def summary(self) -> str:
         name = {"executorch": "ExecuTorch", "litert": "LiteRT"}.get(self.format, self.format)
         n_in = sum(1 for r in self.rows if r["delegated"])
+        # ExecuTorch's shares are of the whole run (its own per-call work is the rest); LiteRT's of the operators'
+        of = "of operator time" if self.overhead_share is None else "of the run; the rest is the runtime's own work"
         head = (
-            f"{name}: {n_in} of {len(self.rows)} operators in {self.delegate} "
-            f"({100 * self.delegated_share:.0f}% of operator time)"
+            f"{name}: {n_in} of {len(self.rows)} operators in {self.delegate} ({100 * self.delegated_share:.0f}% {of})"
         )
         if not self.fallback:
             return head + "; fully delegated"
