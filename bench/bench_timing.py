@@ -7,7 +7,8 @@
 2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``, its careful default: at least
    200 calls and 3 s per runner, 10 rounds): its p50s agree within 5 %? Beside it, the speed-ups of the two
    re-timings, and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
-   (no model, no thread pool), the floor under any absolute repeatability here.
+   (no model, no thread pool), then pinned to each core in turn (a VM's vCPUs can slow down on their own): the floor
+   under any absolute repeatability here.
 3. **Thread settings under a busy core.** ONNX Runtime with its worker threads spinning vs sleeping, and PyTorch's
    OpenMP with its default wait policy vs ``OMP_WAIT_POLICY=PASSIVE`` (a subprocess each: the policy is read when
    torch loads), quiet and with another program running a 1-thread matmul loop on one core.
@@ -106,12 +107,14 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
         return {"baseline_p50_ms": base.get("p50_ms"), "baseline_noisy": base.get("noisy"), "rows": rows}
 
 
-def machine_drift(windows: int = 20, seconds: float = 1.0) -> dict:
+def machine_drift(windows: int = 20, seconds: float = 1.0, cpu: int | None = None) -> dict:
     """Matmuls per second of one fixed single-threaded numpy kernel, in ``windows`` windows of ``seconds``: how far
-    this machine's speed moves by itself (a subprocess, so one BLAS thread; the steal time read beside it)."""
+    this machine's speed moves by itself (a subprocess, so one BLAS thread; the steal time read beside it).
+    ``cpu``: pinned to that core (each vCPU of a VM can have slow phases of its own)."""
     code = (
-        "import json, time, numpy as np\n"
-        "def st():\n    v = list(map(int, open('/proc/stat').readline().split()[1:]))\n    return v[7], sum(v)\n"
+        "import json, os, time, numpy as np\n"
+        + (f"os.sched_setaffinity(0, {{{cpu}}})\n" if cpu is not None else "")
+        + "def st():\n    v = list(map(int, open('/proc/stat').readline().split()[1:]))\n    return v[7], sum(v)\n"
         "a = np.random.default_rng(0).random((256, 256), dtype=np.float32)\nout = []\n"
         "w0 = time.perf_counter()\nwhile time.perf_counter() - w0 < 2:\n    a @ a\n"  # warm-up: first calls, clocks
         f"for _ in range({windows}):\n"
@@ -125,6 +128,7 @@ def machine_drift(windows: int = 20, seconds: float = 1.0) -> dict:
     rate = [r[0] for r in rows]
     consecutive = [abs(a - b) / min(a, b) * 100 for a, b in zip(rate, rate[1:])]
     return {
+        "cpu": cpu,
         "windows_s": seconds,
         "matmuls_per_s": rate,
         "steal_fraction": [r[1] for r in rows],
@@ -202,7 +206,15 @@ def main() -> None:
     args = ap.parse_args()
     fp = fingerprint(args.threads)
     print(f"CPU: {fp['cpu']} ({fp['cores']} cores; ISA {' '.join(fp['isa'])}); {args.threads} threads")
-    result = {"env": fp, "machine_drift": machine_drift(), "agreement": [], "ort_spinning": [], "omp_policy": []}
+    result = {
+        "env": fp,
+        "threads": args.threads,
+        "machine_drift": machine_drift(),
+        "core_drift": [machine_drift(windows=10, cpu=c) for c in sorted(os.sched_getaffinity(0))],
+        "agreement": [],
+        "ort_spinning": [],
+        "omp_policy": [],
+    }
     for name in args.models:
         a = agreement(name, args.threads, args.n_eval)
         result["agreement"] += a["rows"]
@@ -218,6 +230,11 @@ def main() -> None:
         f"{d['consecutive_within_5pct']} of {d['pairs']} consecutive pairs within 5 %; steal up to "
         f"{100 * max(d['steal_fraction']):.1f} %."
     )
+    for d in result["core_drift"]:
+        print(
+            f"  pinned to core {d['cpu']} ({d['pairs'] + 1} windows of {d['windows_s']:g} s): range {d['range_pct']:.1f} %, "
+            f"{min(d['matmuls_per_s']):.0f}-{max(d['matmuls_per_s']):.0f} matmuls/s"
+        )
     print(
         "\n| model | recipe | optimize speed-up (paired) | bench speed-up (side by side) | ratio "
         "| re-timed p50 twice (ms) | p50 repeat diff | re-timed speed-ups | speed-up repeat diff |"

@@ -61,6 +61,19 @@ def test_a_neighbour_on_a_core_the_measurement_leaves_free_is_not_noise():
     assert assess(threads=1, cores=2, watch=_watch(1.8)).noisy
 
 
+def test_a_noisy_timing_on_every_core_suggests_fewer_threads():
+    hint = "the timing used all 2 cores, so its threads wait whenever anything else runs: fewer threads (threads=1)"
+    spread = {"samples_ms": [1.0] * 8 + [5.0, 6.0]}
+    noisy_all = assess(threads=2, cores=2, **spread)
+    assert noisy_all.reasons[-1].startswith(hint) and noisy_all.facts["all_cores"] is True
+    assert hint in noisy_all.to_metrics()["noise"]
+    # the hint follows a sign of noise, and only when every core was used: it never makes a timing noisy itself
+    assert not any("all 2 cores" in r for r in assess(threads=1, cores=2, **spread).reasons)
+    quiet = assess(threads=2, cores=2, samples_ms=[1.0] * 10)
+    assert not quiet.noisy and quiet.reasons == () and "all_cores" not in quiet.facts
+    assert not any("cores, so" in r for r in assess(threads=1, cores=1, **spread).reasons)
+
+
 # ---- a really busy machine -----------------------------------------------------------------------------------------
 _BUSY = "import time, torch\ntorch.set_num_threads(2)\na = torch.randn(384, 384)\nt = time.time()\nwhile time.time() - t < {s}:\n    a @ a\n"
 
