@@ -37,6 +37,7 @@ import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
 from workbench.measure.benchmark import round_speedups, side_by_side  # noqa: E402
+from workbench.measure.noise import LoadWatch, assess, calibration_best, calibration_ms  # noqa: E402
 from workbench.remeasure import remeasure  # noqa: E402
 
 RECIPES = {"minilm": ("ort-fp32", "ort-int8-dynamic"), "digits-cnn": ("ort-fp32", "ort-int8-dynamic")}
@@ -76,11 +77,23 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
             )
         # at least 3 s per runner, as a re-timing: 20 calls a round of a 0.1 ms model time the switch between
         # runtimes (the other one's threads asleep, caches cold), not the model
-        timed = side_by_side(runners, model.bench_inputs(), runs=200, rounds=10, threads=threads, min_time_s=3.0)
+        # read around it as the workbench reads around its own timings, so the reference can be judged noisy too
+        before = calibration_ms()
+        with LoadWatch() as watch:
+            timed = side_by_side(runners, model.bench_inputs(), runs=200, rounds=10, threads=threads, min_time_s=3.0)
+        after = calibration_ms()
         rows = []
         for c in rest:
             bench_ratio = timed["baseline"].p50 / timed[c.recipe_name].p50
             per_round = round_speedups(timed, "baseline", c.recipe_name)
+            bench_check = assess(
+                threads=threads,
+                watch=watch,
+                calibration=(before, after),
+                best_ms=calibration_best(min(before, after)),
+                samples_ms=timed[c.recipe_name].samples_ms,
+                round_ratios=per_round,
+            )
             # a re-timing's own default (careful_bench: RETIME_RUNS calls and RETIME_MIN_S seconds at least)
             again = [remeasure([c.id], store=store, model=model)[0].candidate for _ in range(2)]
             p50s = [x.get("p50_ms") for x in again]
@@ -93,6 +106,8 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "optimize_noisy": c.get("noisy"),
                     "bench_speedup": bench_ratio,
                     "bench_round_speedups": per_round,
+                    "bench_noisy": bench_check.noisy,
+                    "bench_noise": list(bench_check.reasons),
                     "ratio_of_ratios": c.get("speedup") / bench_ratio,
                     "agrees_within_10pct": abs(c.get("speedup") / bench_ratio - 1) <= 0.10,
                     "retimed_p50_ms": p50s,
@@ -197,6 +212,24 @@ def omp_policy(name: str, threads: int) -> list[dict]:
     return out
 
 
+def trusted_summary(rows: list[dict]) -> str:
+    """The two targets over the timings the workbench itself trusted (not flagged noisy), and where the rest were."""
+    agree = [r for r in rows if not r["optimize_noisy"] and not r.get("bench_noisy")]
+    repeat = [r for r in rows if not any(r["retimed_noisy"])]
+    far = [r for r in rows if not r["repeat_within_5pct"]]
+
+    def span(vals: list[float]) -> str:
+        return f"{min(vals):.1f}-{max(vals):.1f} %" if vals else "-"
+
+    return (
+        f"\nTrusted (no noise flag on either side): {sum(r['agrees_within_10pct'] for r in agree)} of {len(agree)} "
+        f"paired speed-ups within 10 % of the bench ({span([100 * abs(r['ratio_of_ratios'] - 1) for r in agree])}); "
+        f"{sum(r['repeat_within_5pct'] for r in repeat)} of {len(repeat)} re-timed pairs within 5 % p50 "
+        f"({span([r['repeat_diff_pct'] for r in repeat])}). Of the {len(far)} pairs more than 5 % apart, "
+        f"{sum(any(r['retimed_noisy']) for r in far)} carried a noise flag."
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["minilm", "digits-cnn"])
@@ -248,6 +281,7 @@ def main() -> None:
             f"| {r['repeat_diff_pct']:.1f} % | {r['retimed_speedups'][0]:.2f}x, {r['retimed_speedups'][1]:.2f}x "
             f"| {r['speedup_repeat_diff_pct']:.1f} % |"
         )
+    print(trusted_summary(result["agreement"]))
     print("\n| model | neighbour on one core | ORT spinning | eager p50 / p90 ms | INT8 p50 / p90 ms | speed-up |")
     print("|---|---|---|---|---|---|")
     for r in result["ort_spinning"]:

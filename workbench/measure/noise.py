@@ -254,9 +254,9 @@ def assess(
         if lo > 0 and hi / lo > MAX_ROUND_SPREAD:
             reasons.append(f"the speed-up moved from {lo:.2f}x to {hi:.2f}x between rounds")
     if reasons and cores > 1 and threads >= cores:
-        # measured (bench_timing.py, AVX-512 EPYC VM, 2 vCPUs): two careful re-timings' p50s were within 5 % for
-        # 1 of 8 candidates with 2 threads (4.7-27 % apart), for 7 of 8 with 1 thread (0.3-4.8 %): a parallel
-        # kernel waits for its slowest thread, and a core the OS, a browser or the host also uses is slow now and then
+        # measured (bench_timing.py, AVX-512 EPYC VM, 2 vCPUs, three runs each): two careful re-timings' p50s were
+        # within 5 % for 1 of 12 candidates with 2 threads (4.7-34 % apart), for 9 of 12 with 1 thread (0.3-24 %):
+        # a parallel kernel waits for its slowest thread, and a core the OS, a browser or the host uses is slow then
         facts["all_cores"] = True
         reasons.append(
             f"the timing used all {cores} cores, so its threads wait whenever anything else runs: fewer threads "
