@@ -37,7 +37,7 @@ import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
 from workbench.measure.benchmark import round_speedups, side_by_side  # noqa: E402
-from workbench.measure.noise import LoadWatch, assess, calibration_best, calibration_ms  # noqa: E402
+from workbench.measure.noise import TimingWatch  # noqa: E402
 from workbench.remeasure import remeasure  # noqa: E402
 
 RECIPES = {"minilm": ("ort-fp32", "ort-int8-dynamic"), "digits-cnn": ("ort-fp32", "ort-int8-dynamic")}
@@ -78,22 +78,13 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
         # at least 3 s per runner, as a re-timing: 20 calls a round of a 0.1 ms model time the switch between
         # runtimes (the other one's threads asleep, caches cold), not the model
         # read around it as the workbench reads around its own timings, so the reference can be judged noisy too
-        before = calibration_ms()
-        with LoadWatch() as watch:
+        with TimingWatch() as watch:
             timed = side_by_side(runners, model.bench_inputs(), runs=200, rounds=10, threads=threads, min_time_s=3.0)
-        after = calibration_ms()
         rows = []
         for c in rest:
             bench_ratio = timed["baseline"].p50 / timed[c.recipe_name].p50
             per_round = round_speedups(timed, "baseline", c.recipe_name)
-            bench_check = assess(
-                threads=threads,
-                watch=watch,
-                calibration=(before, after),
-                best_ms=calibration_best(min(before, after)),
-                samples_ms=timed[c.recipe_name].samples_ms,
-                round_ratios=per_round,
-            )
+            bench_check = watch.check(threads, timed[c.recipe_name].samples_ms, per_round)
             # a re-timing's own default (careful_bench: RETIME_RUNS calls and RETIME_MIN_S seconds at least)
             again = [remeasure([c.id], store=store, model=model)[0].candidate for _ in range(2)]
             p50s = [x.get("p50_ms") for x in again]

@@ -30,7 +30,7 @@ from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import DataError, WorkbenchError
 from ..measure.benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
-from ..measure.noise import LoadWatch, assess, calibration_best, calibration_ms, settle, settle_seconds
+from ..measure.noise import TimingWatch, settle, settle_seconds
 from ..tasks.base import Task, fmt, fmt_mb, fmt_ms, noise_note, timing_cell
 from .corpus import PROMPTS
 from .runners import LMRunner, NotACausalLMError, OrtLM, greedy_decode, lm_runner, perplexity
@@ -196,21 +196,11 @@ class CausalLM(Task):
             against = lm_runner(model.baseline, threads, model.info.get("hf_config"))
         wait = settle_seconds() if bench.settle_s is None else bench.settle_s
         waited = settle(threads, wait) if wait > 0 else 0.0
-        with ctx.timed():
-            before = calibration_ms()
-            with LoadWatch() as watch:
-                lat = self._latency(runner, prompt, bench, ctx, f"{stage} / latency", against=against)
-            after = calibration_ms()
+        with ctx.timed(), TimingWatch() as watch:
+            lat = self._latency(runner, prompt, bench, ctx, f"{stage} / latency", against=against)
         paired = lat.pop("baseline_steps_ms", None)
         ratios = lat.pop("round_speedups", [])
-        check = assess(
-            threads=threads,
-            watch=watch,
-            calibration=(before, after),
-            best_ms=calibration_best(min(before, after)),
-            samples_ms=lat["samples_ms"],
-            round_ratios=ratios,
-        )
+        check = watch.check(threads, lat["samples_ms"], ratios)
         m.update(lat)
         m.update(check.to_metrics())
         m["thread_settings"] = bench.thread_settings()

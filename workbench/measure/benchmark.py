@@ -21,16 +21,7 @@ import numpy as np
 from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import ConfigError
-from .noise import (
-    LoadWatch,
-    NoiseCheck,
-    assess,
-    calibration_best,
-    calibration_ms,
-    settle,
-    settle_seconds,
-    timing_retries,
-)
+from .noise import NoiseCheck, TimingWatch, settle, settle_seconds, timing_retries
 
 __all__ = [
     "BenchConfig",
@@ -375,39 +366,29 @@ def measure_latency(
     for attempt in range(1, retries + 2):
         if wait > 0:
             waited += settle(threads, wait)
-        with ctx.timed():
-            before = calibration_ms()
-            with LoadWatch() as watch:
-                if paired:
-                    assert against is not None
-                    for _ in range(cfg.warmup):
-                        runner(inputs)
-                        against(inputs)
-                    rounds = max(1, min(cfg.rounds, cfg.runs))
-                    pair = side_by_side(
-                        {"candidate": runner, "baseline": against},
-                        inputs,
-                        runs=max(cfg.runs, rounds),
-                        rounds=rounds,
-                        warmup=min(cfg.warmup, 2),
-                        threads=cfg.threads,
-                        ctx=ctx,
-                        stage=stage,
-                        min_time_s=cfg.effective_min_time_s,
-                    )
-                    res, base = pair["candidate"], pair["baseline"]
-                    ratios = round_speedups(pair, "baseline", "candidate")
-                else:
-                    res, base, ratios = benchmark(runner, inputs, cfg, ctx, stage=stage), None, []
-            after = calibration_ms()
-        check = assess(
-            threads=threads,
-            watch=watch,
-            calibration=(before, after),
-            best_ms=calibration_best(min(before, after)),
-            samples_ms=res.samples_ms,
-            round_ratios=ratios,
-        )
+        with ctx.timed(), TimingWatch() as watch:
+            if paired:
+                assert against is not None
+                for _ in range(cfg.warmup):
+                    runner(inputs)
+                    against(inputs)
+                rounds = max(1, min(cfg.rounds, cfg.runs))
+                pair = side_by_side(
+                    {"candidate": runner, "baseline": against},
+                    inputs,
+                    runs=max(cfg.runs, rounds),
+                    rounds=rounds,
+                    warmup=min(cfg.warmup, 2),
+                    threads=cfg.threads,
+                    ctx=ctx,
+                    stage=stage,
+                    min_time_s=cfg.effective_min_time_s,
+                )
+                res, base = pair["candidate"], pair["baseline"]
+                ratios = round_speedups(pair, "baseline", "candidate")
+            else:
+                res, base, ratios = benchmark(runner, inputs, cfg, ctx, stage=stage), None, []
+        check = watch.check(threads, res.samples_ms, ratios)
         timing = Timing(res, base, check, waited, attempt)
         if not check.noisy:
             break

@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "LoadWatch",
+    "TimingWatch",
     "NoiseCheck",
     "assess",
     "calibration_ms",
@@ -134,6 +135,36 @@ class LoadWatch:
         # jiffies are 10 ms: a short window reads a little high or low; never below zero
         self.others_cores = max(0.0, (busy - own) / self.wall_s)
         self.steal = (stat1[1] - self._stat0[1]) / total if total > 0 else 0.0
+
+
+class TimingWatch:
+    """Everything read around one timing: the calibration kernel before and after it, other programs' CPU and the
+    steal during it. ``with TimingWatch() as w: <time>`` then ``w.check(threads, samples_ms, round_ratios)``."""
+
+    def __init__(self) -> None:
+        self.load = LoadWatch()
+        self.calibration: tuple[float, float] | None = None
+
+    def __enter__(self) -> TimingWatch:
+        self._before = calibration_ms()
+        self.load.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.load.__exit__(*exc)
+        self.calibration = (self._before, calibration_ms())
+
+    def check(self, threads: int, samples_ms: Sequence[float] = (), round_ratios: Sequence[float] = ()) -> NoiseCheck:
+        """:func:`assess` of the timing with what was read around it (the calibration also against its quiet best)."""
+        assert self.calibration is not None, "check() reads what the with-block measured: call it after the block"
+        return assess(
+            threads=threads,
+            watch=self.load,
+            calibration=self.calibration,
+            best_ms=calibration_best(min(self.calibration)),
+            samples_ms=samples_ms,
+            round_ratios=round_ratios,
+        )
 
 
 _KERNEL: dict[str, np.ndarray] = {}
