@@ -79,7 +79,15 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
         # runtimes (the other one's threads asleep, caches cold), not the model
         # read around it as the workbench reads around its own timings, so the reference can be judged noisy too
         with TimingWatch() as watch:
-            timed = side_by_side(runners, model.bench_inputs(), runs=200, rounds=10, threads=threads, min_time_s=3.0)
+            timed = side_by_side(
+                runners,
+                model.bench_inputs(),
+                runs=200,
+                rounds=10,
+                threads=threads,
+                min_time_s=3.0,
+                between_rounds=watch.probe,
+            )
         rows = []
         for c in rest:
             bench_ratio = timed["baseline"].p50 / timed[c.recipe_name].p50

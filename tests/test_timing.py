@@ -4,6 +4,7 @@ multi-threaded matmuls); the rest judge fixed readings."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 import workbench as wb
-from workbench.measure.noise import LoadWatch, assess, settle
+from workbench.measure.noise import LoadWatch, _cpu_key, assess, calibration_ms, settle
 from workbench.recipes.advice import cpu_summary, default_recipes_here, precision_note, recipe_advice, slower_here
 from workbench.remeasure import RemeasureError, remeasure
 from workbench.report import charts
@@ -44,7 +45,9 @@ def test_a_quiet_reading_is_trusted():
         ({"watch": _watch(1.6)}, "other programs used 1.6 of the 2 cores while timing (2 threads measured)"),
         ({"watch": _watch(0.0, steal=0.2)}, "the hypervisor stole 20 % of the CPU time"),
         ({"calibration": (0.4, 0.9)}, "the machine's speed changed during the timing"),
-        ({"calibration": (0.9, 0.95), "best_ms": 0.4}, "ran 2.2x slower than its quiet best"),
+        ({"calibration": (0.9, 0.95), "best_ms": 0.4}, "ran 2.31x slower than its quiet best"),
+        # a host's slow phase: quiet before and after, slow in most rounds between
+        ({"calibration": (0.31, 0.31), "during": [0.36] * 8, "best_ms": 0.30}, "ran 1.20x slower than its quiet best"),
         ({"samples_ms": [1.0] * 8 + [5.0, 6.0]}, "the samples spread widely (p90 5.1 ms is 5.1x p50 1 ms)"),
         ({"round_ratios": [2.0, 2.1, 4.0]}, "the speed-up moved from 2.00x to 4.00x between rounds"),
     ],
@@ -137,6 +140,22 @@ def test_settle_waits_at_most_its_bound_on_a_busy_machine(busy_machine):
     t0 = time.monotonic()
     waited = settle(threads=2, max_wait_s=1.5)
     assert 1.0 <= waited <= 1.6 and time.monotonic() - t0 < 3
+
+
+def test_settle_waits_while_the_machine_runs_slower_than_its_best_here(tmp_path, monkeypatch):
+    # a VM's slow phase: no other program in sight, but the calibration kernel (read for real) runs far slower than
+    # the best recorded on this CPU - here a best written 3x faster than now
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    record = tmp_path / "calibration.json"
+    now = calibration_ms()
+    record.write_text(json.dumps({_cpu_key(): now / 3}))
+    t0 = time.monotonic()
+    waited = settle(threads=1, max_wait_s=1.5)
+    assert 1.0 <= waited <= 1.6 and time.monotonic() - t0 < 3
+    # a recorded best slower than the machine now is replaced by the reading, and nothing is waited for
+    record.write_text(json.dumps({_cpu_key(): now * 10}))
+    assert settle(threads=1, max_wait_s=5.0) < 1.0
+    assert json.loads(record.read_text())[_cpu_key()] < now * 10
 
 
 # ---- re-timing stored candidates -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ instead of the batch-classification path. The metrics it returns:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -197,7 +198,9 @@ class CausalLM(Task):
         wait = settle_seconds() if bench.settle_s is None else bench.settle_s
         waited = settle(threads, wait) if wait > 0 else 0.0
         with ctx.timed(), TimingWatch() as watch:
-            lat = self._latency(runner, prompt, bench, ctx, f"{stage} / latency", against=against)
+            lat = self._latency(
+                runner, prompt, bench, ctx, f"{stage} / latency", against=against, between_rounds=watch.probe
+            )
         paired = lat.pop("baseline_steps_ms", None)
         ratios = lat.pop("round_speedups", [])
         check = watch.check(threads, lat["samples_ms"], ratios)
@@ -239,6 +242,7 @@ class CausalLM(Task):
         ctx: RunContext,
         stage: str,
         against: LMRunner | None = None,
+        between_rounds: Callable[[], object] | None = None,
     ) -> dict[str, Any]:
         n_prefill = max(3, min(bench.runs, 20))
         rounds = max(1, -(-bench.runs // self.spec.decode_tokens))
@@ -261,6 +265,8 @@ class CausalLM(Task):
         base_steps: list[float] = []
         ratios: list[float] = []
         for _ in range(rounds):
+            if between_rounds is not None:
+                between_rounds()
             _, times = greedy_decode(runner, prompt, self.spec.decode_tokens, timed=True)
             steps.extend(times)
             if against is not None:  # the baseline's decode in the same round: same machine state

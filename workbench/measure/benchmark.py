@@ -281,6 +281,7 @@ def side_by_side(
     ctx: RunContext | None = None,
     stage: str = "side by side",
     min_time_s: float = 0.0,
+    between_rounds: Callable[[], object] | None = None,
 ) -> dict[str, LatencyResult]:
     """Time several runners against each other, for ratios that hold on a shared machine.
 
@@ -291,6 +292,8 @@ def side_by_side(
     of the previous runtime still spinning, caches refilled) and made FP32 PyTorch eager 3x slower.
     ``min_time_s``: each runner is timed for at least this long in all (more calls per round for a fast one;
     the count is set in the first round and kept, so every round of a runner has as many calls).
+    ``between_rounds``: called before each round (:meth:`TimingWatch.probe <workbench.measure.noise.TimingWatch.probe>`
+    reads the machine's speed there).
     """
     first = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads, min_time_s=min_time_s / rounds)
     cfgs = dict.fromkeys(runners, first)
@@ -300,6 +303,8 @@ def side_by_side(
     if ctx:
         ctx.begin(stage, total=rounds * len(runners))
     for _ in range(rounds):
+        if between_rounds is not None:
+            between_rounds()
         for name, run in runners.items():
             r = benchmark(run, inputs, cfgs[name])
             cfgs[name] = replace(first, runs=len(r.samples_ms), min_time_s=0.0)
@@ -383,6 +388,7 @@ def measure_latency(
                     ctx=ctx,
                     stage=stage,
                     min_time_s=cfg.effective_min_time_s,
+                    between_rounds=watch.probe,
                 )
                 res, base = pair["candidate"], pair["baseline"]
                 ratios = round_speedups(pair, "baseline", "candidate")
