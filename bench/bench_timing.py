@@ -111,6 +111,10 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "agrees_within_10pct": abs(c.get("speedup") / bench_ratio - 1) <= 0.10,
                     "retimed_p50_ms": p50s,
                     "retimed_noisy": [x.get("noisy") for x in again],
+                    "retimed_noise": [x.get("noise") for x in again],
+                    "retimed_calibration_slowdown": [
+                        (x.get("noise_facts") or {}).get("calibration_slowdown") for x in again
+                    ],
                     "repeat_diff_pct": 100 * abs(p50s[0] - p50s[1]) / min(p50s),
                     "repeat_within_5pct": abs(p50s[0] - p50s[1]) / min(p50s) <= 0.05,
                     "retimed_speedups": ups,

@@ -37,6 +37,9 @@ def test_a_quiet_reading_is_trusted():
     )
     assert not check.noisy and check.reasons == ()
     assert check.to_metrics() == {"noisy": False, "noise": None, "noise_facts": check.facts}
+    # one slow round in twelve readings is a moment, not a slow phase
+    once = assess(threads=1, cores=2, calibration=(0.31, 0.31), during=[0.31] * 9 + [0.37], best_ms=0.30)
+    assert not once.noisy and once.facts["calibration_slow_readings"] == 1
 
 
 @pytest.mark.parametrize(
@@ -48,6 +51,8 @@ def test_a_quiet_reading_is_trusted():
         ({"calibration": (0.9, 0.95), "best_ms": 0.4}, "ran 2.31x slower than its quiet best"),
         # a host's slow phase: quiet before and after, slow in most rounds between
         ({"calibration": (0.31, 0.31), "during": [0.36] * 8, "best_ms": 0.30}, "ran 1.20x slower than its quiet best"),
+        # ... or in some of them: the rounds mix two speeds of the machine
+        ({"calibration": (0.31, 0.31), "during": [0.31] * 5 + [0.37] * 3, "best_ms": 0.30}, "3 of 10 readings"),
         ({"samples_ms": [1.0] * 8 + [5.0, 6.0]}, "the samples spread widely (p90 5.1 ms is 5.1x p50 1 ms)"),
         ({"round_ratios": [2.0, 2.1, 4.0]}, "the speed-up moved from 2.00x to 4.00x between rounds"),
     ],
@@ -150,11 +155,13 @@ def test_settle_waits_while_the_machine_runs_slower_than_its_best_here(tmp_path,
     now = calibration_ms()
     record.write_text(json.dumps({_cpu_key(): now / 3}))
     t0 = time.monotonic()
-    waited = settle(threads=1, max_wait_s=1.5)
+    waited = settle(threads=1, max_wait_s=1.5, speed=True)  # as before re-measuring a noisy timing
     assert 1.0 <= waited <= 1.6 and time.monotonic() - t0 < 3
+    # a first timing waits for the cores only (no other program here)
+    assert settle(threads=1, max_wait_s=5.0) < 1.0
     # a recorded best slower than the machine now is replaced by the reading, and nothing is waited for
     record.write_text(json.dumps({_cpu_key(): now * 10}))
-    assert settle(threads=1, max_wait_s=5.0) < 1.0
+    assert settle(threads=1, max_wait_s=5.0, speed=True) < 1.0
     assert json.loads(record.read_text())[_cpu_key()] < now * 10
 
 
