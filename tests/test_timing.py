@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 import workbench as wb
-from workbench.measure.noise import LoadWatch, _cpu_key, assess, calibration_ms, settle
+from workbench.measure.noise import LoadWatch, assess, calibration_best, calibration_ms, settle
 from workbench.recipes.advice import cpu_summary, default_recipes_here, precision_note, recipe_advice, slower_here
 from workbench.remeasure import RemeasureError, remeasure
 from workbench.report import charts
@@ -152,20 +152,36 @@ def test_settle_waits_at_most_its_bound_on_a_busy_machine(busy_machine):
 
 def test_settle_waits_while_the_machine_runs_slower_than_its_best_here(tmp_path, monkeypatch):
     # a VM's slow phase: no other program in sight, but the calibration kernel (read for real) runs far slower than
-    # the best recorded on this CPU - here a best written 3x faster than now
+    # the best recorded on this CPU - here a best recorded 3x faster than now
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
-    record = tmp_path / "calibration.json"
     now = calibration_ms()
-    record.write_text(json.dumps({_cpu_key(): now / 3}))
+    assert calibration_best(now / 3) == pytest.approx(now / 3)
     t0 = time.monotonic()
     waited = settle(threads=1, max_wait_s=1.5, speed=True)  # as before re-measuring a noisy timing
     assert 1.0 <= waited <= 1.6 and time.monotonic() - t0 < 3
     # a first timing waits for the cores only (no other program here)
     assert settle(threads=1, max_wait_s=5.0) < 1.0
-    # a recorded best slower than the machine now is replaced by the reading, and nothing is waited for
-    record.write_text(json.dumps({_cpu_key(): now * 10}))
+
+
+def test_the_best_a_slow_machine_is_judged_against_is_recent(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    assert calibration_best() is None  # nothing recorded yet: no reading is judged slow
+    # a best slower than the machine now is replaced by the reading, and nothing is waited for
+    now = calibration_ms()
+    calibration_best(now * 10)
     assert settle(threads=1, max_wait_s=5.0, speed=True) < 1.0
-    assert json.loads(record.read_text())[_cpu_key()] < now * 10
+    assert calibration_best() < now * 10
+    # the fastest reading of an hour ago (a laptop on mains, before it was unplugged) no longer counts
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("WORKBENCH_CACHE", str(fresh))
+    calibration_best(0.1, at=time.time() - 3600)
+    assert calibration_best() is None
+    calibration_best(0.3, at=time.time() - 600)
+    assert calibration_best(0.5) == 0.3 and calibration_best() == 0.3
+    # a cache from before readings had a time is read as nothing recorded, then rewritten
+    stale = json.loads((fresh / "calibration.json").read_text())
+    (fresh / "calibration.json").write_text(json.dumps({k: 0.01 for k in stale}))
+    assert calibration_best() is None and calibration_best(0.4) == 0.4
 
 
 # ---- re-timing stored candidates -----------------------------------------------------------------------------------

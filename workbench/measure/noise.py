@@ -9,8 +9,8 @@ p50). Four signals are read around every timing, each cheap enough to run for ev
 - **steal**: the share of CPU time the hypervisor gave to other guests (``steal`` in ``/proc/stat``);
 - **a calibration kernel** (fixed single-threaded float32 arithmetic, well under a millisecond) timed before and
   after, and between the rounds of an interleaved timing: a change says the machine's speed moved during the
-  timing; compared with the fastest run of it recorded on this CPU (kept in the cache folder), it says the machine
-  was slow throughout. A cloud VM has slow phases of its own that last tens of seconds, with no steal and no other
+  timing; compared with the fastest run of it recorded on this CPU in the last half hour (kept in the cache
+  folder), it says the machine was slow throughout. A cloud VM has slow phases of its own that last tens of seconds, with no steal and no other
   program in sight (a neighbour on the host's shared caches, measured on an AVX-512 EPYC VM: the kernel 1.17x
   slower than its best, digits-cnn eager 1.65x, its ONNX Runtime export 1.4x, so even their ratio moved by 20 %);
   this kernel is the one reading that sees them;
@@ -215,32 +215,60 @@ def _best_file() -> Path:
     return Path(cache_dir()) / "calibration.json"
 
 
+#: how long a fastest reading stands for "this machine at its usual speed". Long enough to span a VM's slow phases
+#: (tens of seconds to minutes, measured); short enough that a laptop unplugged, or on a power-saving profile, is
+#: judged against its own speed now within half an hour, not against the fastest it ever ran
+BEST_WINDOW_S = 1800.0
+
+
 @functools.cache
 def _cpu_key() -> str:  # read once: fingerprint() looks up every library's version
     from ..core.env import fingerprint
 
     fp = fingerprint()
-    return f"{fp['cpu']}|{fp['cores']}"
+    # the ISA too: two VMs both named "AMD EPYC" with 2 cores, one with AVX-512 and one without, share a cache folder
+    return f"{fp['cpu']}|{fp['cores']}|{' '.join(fp.get('isa') or ())}"
 
 
-def calibration_best(now_ms: float | None = None) -> float | None:
-    """The fastest calibration run recorded on this CPU; ``now_ms`` is recorded first when it is faster.
-    None where the cache folder cannot be used."""
+def calibration_best(now_ms: float | None = None, *, at: float | None = None) -> float | None:
+    """The fastest calibration run recorded on this CPU in the last :data:`BEST_WINDOW_S` seconds; ``now_ms``
+    (taken at ``at``, a Unix time, default now) is recorded first. None where nothing recent is recorded or the
+    cache folder cannot be used. Kept per minute: at most one value a minute, for the window."""
     try:
         path = _best_file()
         seen = json.loads(path.read_text()) if path.exists() else {}
         if not isinstance(seen, dict):
             seen = {}
         key = _cpu_key()
-        best = seen.get(key)
-        if now_ms is not None and (not isinstance(best, (int, float)) or now_ms < best):
-            seen[key] = best = now_ms
+        t = time.time() if at is None else at
+        minutes = seen.get(key)
+        if not isinstance(minutes, dict):  # nothing yet, or a single best from before readings had a time
+            minutes = {}
+        now_minute = int(time.time() // 60)
+        fresh = {m: v for m, v in minutes.items() if _is_recent(m, v, now_minute)}
+        changed = len(fresh) != len(minutes)
+        if now_ms is not None and now_ms > 0:
+            m = str(int(t // 60))
+            if m not in fresh or now_ms < fresh[m]:
+                fresh[m] = float(now_ms)
+                changed = True
+            fresh = {k: v for k, v in fresh.items() if _is_recent(k, v, now_minute)}
+        if changed:
+            seen[key] = fresh
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(seen))
             tmp.replace(path)
-        return float(best) if isinstance(best, (int, float)) else None
+        return min(fresh.values()) if fresh else None
     except (OSError, ValueError):
         return None
+
+
+def _is_recent(minute: str, value: object, now_minute: int) -> bool:
+    try:
+        age = now_minute - int(minute)
+    except ValueError:
+        return False
+    return isinstance(value, (int, float)) and 0 <= age * 60 <= BEST_WINDOW_S
 
 
 @dataclass(frozen=True)
