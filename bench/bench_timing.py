@@ -220,6 +220,7 @@ def trusted_summary(rows: list[dict]) -> str:
     agree = [r for r in rows if not r["optimize_noisy"] and not r.get("bench_noisy")]
     repeat = [r for r in rows if not any(r["retimed_noisy"])]
     far = [r for r in rows if not r["repeat_within_5pct"]]
+    near = [r for r in rows if r["repeat_within_5pct"]]
 
     def span(vals: list[float]) -> str:
         return f"{min(vals):.1f}-{max(vals):.1f} %" if vals else "-"
@@ -229,7 +230,8 @@ def trusted_summary(rows: list[dict]) -> str:
         f"paired speed-ups within 10 % of the bench ({span([100 * abs(r['ratio_of_ratios'] - 1) for r in agree])}); "
         f"{sum(r['repeat_within_5pct'] for r in repeat)} of {len(repeat)} re-timed pairs within 5 % p50 "
         f"({span([r['repeat_diff_pct'] for r in repeat])}). Of the {len(far)} pairs more than 5 % apart, "
-        f"{sum(any(r['retimed_noisy']) for r in far)} carried a noise flag."
+        f"{sum(any(r['retimed_noisy']) for r in far)} carried a noise flag; of the {len(near)} within 5 %, "
+        f"{sum(any(r['retimed_noisy']) for r in near)} carried one anyway."
     )
 
 

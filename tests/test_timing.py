@@ -51,9 +51,9 @@ def test_a_quiet_reading_is_trusted():
         ({"watch": _watch(1.6)}, "other programs used 1.6 of the 2 cores while timing (2 threads measured)"),
         ({"watch": _watch(0.0, steal=0.2)}, "the hypervisor stole 20 % of the CPU time"),
         ({"calibration": (0.4, 0.9)}, "the machine's speed changed during the timing"),
-        ({"calibration": (0.9, 0.95), "best_ms": 0.4}, "ran 2.31x slower than its quiet best"),
+        ({"calibration": (0.9, 0.95), "best_ms": 0.4}, "ran 2.312x slower than its quiet best"),
         # a host's slow phase: quiet before and after, slow in most rounds between
-        ({"calibration": (0.31, 0.31), "during": [0.36] * 8, "best_ms": 0.30}, "ran 1.20x slower than its quiet best"),
+        ({"calibration": (0.31, 0.31), "during": [0.36] * 8, "best_ms": 0.30}, "ran 1.200x slower than its quiet best"),
         # ... or in some of them: the rounds mix two speeds of the machine
         ({"calibration": (0.31, 0.31), "during": [0.31] * 4 + [0.37] * 4, "best_ms": 0.30}, "4 of 10 readings"),
         ({"samples_ms": [1.0] * 8 + [5.0, 6.0]}, "the samples spread widely (p90 5.1 ms is 5.1x p50 1 ms)"),

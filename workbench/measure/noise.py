@@ -332,7 +332,7 @@ def assess(
         facts["calibration_slow_readings"] = n_slow
         if slow > MAX_CALIBRATION_SLOWDOWN:
             reasons.append(
-                f"the machine ran {slow:.2f}x slower than its quiet best on a reference kernel (the median of "
+                f"the machine ran {slow:.3f}x slower than its quiet best on a reference kernel (the median of "
                 f"{len(readings)} readings around the timing, limit {MAX_CALIBRATION_SLOWDOWN:g}x): something outside "
                 f"this program slowed the whole machine (on a VM, often another guest); time it again later"
             )
