@@ -10,10 +10,9 @@ p50). Four signals are read around every timing, each cheap enough to run for ev
 - **a calibration kernel** (fixed single-threaded float32 arithmetic, well under a millisecond) timed before and
   after, and between the rounds of an interleaved timing: a change says the machine's speed moved during the
   timing; compared with the fastest run of it recorded on this CPU in the last half hour (kept in the cache
-  folder), it says the machine was slow throughout. A cloud VM has slow phases of its own that last tens of seconds, with no steal and no other
-  program in sight (a neighbour on the host's shared caches, measured on an AVX-512 EPYC VM: the kernel 1.17x
-  slower than its best, digits-cnn eager 1.65x, its ONNX Runtime export 1.4x, so even their ratio moved by 20 %);
-  this kernel is the one reading that sees them;
+  folder), it says the machine was slow throughout. A cloud VM has slow phases of its own, with no steal and no
+  other program in sight (bench_timing on an AVX-512 EPYC VM: two re-timings of MiniLM INT8 that only this kernel
+  flagged, one 1.17x its best, were 7.8 % apart); this kernel is the one reading that sees them;
 - **the spread of the samples**: p90 far above p50, or per-round speed-ups of an interleaved timing that
   disagree.
 
@@ -56,13 +55,12 @@ MAX_STEAL = 0.05
 #: the calibration kernel ran this much slower after the timing than before (or the other way round)
 MAX_CALIBRATION_DRIFT = 1.3
 #: the calibration kernel's median reading during a timing was this much slower than its fastest run recorded on
-#: this CPU. Measured on the AVX-512 EPYC VM (1 thread, digits-cnn, 157 rounds over 100 s): quiet rounds read
-#: 1.00-1.02x its best, the host's slow phases 1.03-1.33x (median 1.17x) while the models ran 1.4-1.65x slower
+#: this CPU. bench_timing on the AVX-512 EPYC VM: the median over a re-timing's 12 readings was 1.00-1.17x its best
+#: (32 re-timings); a pair that only this flagged (one side 1.17x) was 7.8 % apart
 MAX_CALIBRATION_SLOWDOWN = 1.12
 #: this share of the readings (and two at least) slower than that: a slow phase came or went during the timing and
-#: took enough of its rounds to move a p50 of them all. On that VM the readings were bimodal (1.02-1.06x its best or
-#: 1.20-1.27x, little between), so a slow reading is a slow round, not the kernel's own jitter; a quarter of them
-#: slow still left two re-timings' p50s 0.5 % apart (bench_timing, 1 thread)
+#: took enough of its rounds to move a p50 of them all; a quarter of them slow still left two re-timings' p50s
+#: 0.5 % apart (bench_timing, AVX-512 EPYC VM, 1 thread)
 SLOW_READINGS_SHARE = 0.4
 #: p90 / p50 above this: the samples spread too far for one p50 to stand for them
 MAX_P90_OVER_P50 = 1.6
@@ -215,8 +213,8 @@ def _best_file() -> Path:
     return Path(cache_dir()) / "calibration.json"
 
 
-#: how long a fastest reading stands for "this machine at its usual speed". Long enough to span a VM's slow phases
-#: (tens of seconds to minutes, measured); short enough that a laptop unplugged, or on a power-saving profile, is
+#: how long a fastest reading stands for "this machine at its usual speed". Long enough to span a VM's slow phases;
+#: short enough that a laptop unplugged, or on a power-saving profile, is
 #: judged against its own speed now within half an hour, not against the fastest it ever ran
 BEST_WINDOW_S = 1800.0
 
@@ -367,8 +365,8 @@ def assess(
 def settle(threads: int, max_wait_s: float, *, poll_s: float = 0.5, speed: bool = False) -> float:
     """Wait until other programs leave the cores this measurement needs, at most ``max_wait_s``. With ``speed``
     (before re-measuring a noisy timing), also until the machine runs at its usual speed again: the calibration
-    kernel within :data:`MAX_CALIBRATION_SLOWDOWN` of its best on this CPU (a VM's slow phases come and go within
-    tens of seconds). Returns the seconds waited (0 at once on a quiet machine; a 0.1 s look is taken first)."""
+    kernel within :data:`MAX_CALIBRATION_SLOWDOWN` of its best on this CPU (a VM's slow phases come and go).
+    Returns the seconds waited (0 at once on a quiet machine; a 0.1 s look is taken first)."""
     cores = os.cpu_count() or 1
     limit = max(0, cores - threads) + OTHERS_SLACK_CORES
     t0 = time.monotonic()
