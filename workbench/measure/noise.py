@@ -238,20 +238,17 @@ def calibration_best(now_ms: float | None = None, *, at: float | None = None) ->
         if not isinstance(seen, dict):
             seen = {}
         key = _cpu_key()
-        t = time.time() if at is None else at
         minutes = seen.get(key)
-        if not isinstance(minutes, dict):  # nothing yet, or a single best from before readings had a time
-            minutes = {}
-        now_minute = int(time.time() // 60)
-        fresh = {m: v for m, v in minutes.items() if _is_recent(m, v, now_minute)}
-        changed = len(fresh) != len(minutes)
+        # nothing yet, or a single best from before readings had a time: read as nothing recorded
+        minutes = dict(minutes) if isinstance(minutes, dict) else {}
+        now = time.time()
         if now_ms is not None and now_ms > 0:
-            m = str(int(t // 60))
-            if m not in fresh or now_ms < fresh[m]:
-                fresh[m] = float(now_ms)
-                changed = True
-            fresh = {k: v for k, v in fresh.items() if _is_recent(k, v, now_minute)}
-        if changed:
+            m = str(int((now if at is None else at) // 60))
+            old = minutes.get(m)
+            if not isinstance(old, (int, float)) or now_ms < old:
+                minutes[m] = float(now_ms)
+        fresh = {m: v for m, v in minutes.items() if _is_recent(m, v, int(now // 60))}
+        if fresh != seen.get(key):
             seen[key] = fresh
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(seen))
