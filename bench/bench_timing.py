@@ -7,8 +7,9 @@
 2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``, its careful default: at least
    200 calls and 3 s per runner, 10 rounds): its p50s agree within 5 %? Beside it, the speed-ups of the two
    re-timings, and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
-   (no model, no thread pool), then pinned to each core in turn (a VM's vCPUs can slow down on their own): the floor
-   under any absolute repeatability here.
+   (no model, no thread pool), then pinned to each core in turn (a VM's vCPUs can slow down on their own), and the
+   workbench's reference kernel in 50 ms chunks (the speeds the machine switches between, how long it holds one,
+   and how far its median over a few seconds moves by itself): the floor under any absolute repeatability here.
 3. **Thread settings under a busy core.** ONNX Runtime with its worker threads spinning vs sleeping, and PyTorch's
    OpenMP with its default wait policy vs ``OMP_WAIT_POLICY=PASSIVE`` (a subprocess each: the policy is read when
    torch loads), quiet and with another program running a 1-thread matmul loop on one core.
@@ -30,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache"))
 
@@ -37,7 +40,7 @@ import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
 from workbench.measure.benchmark import round_speedups, side_by_side  # noqa: E402
-from workbench.measure.noise import TimingWatch  # noqa: E402
+from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, TimingWatch  # noqa: E402
 from workbench.remeasure import remeasure  # noqa: E402
 
 RECIPES = {"minilm": ("ort-fp32", "ort-int8-dynamic"), "digits-cnn": ("ort-fp32", "ort-int8-dynamic")}
@@ -157,6 +160,57 @@ def machine_drift(windows: int = 20, seconds: float = 1.0, cpu: int | None = Non
     }
 
 
+def speed_levels(seconds: float = 36.0, chunk_s: float = 0.05, windows_s: tuple[float, ...] = (3.0, 6.0, 12.0)) -> dict:
+    """The workbench's own reference kernel (``calibration_ms``, one thread) called for ``seconds``, its times
+    grouped into chunks of ``chunk_s``: at what speeds this machine runs from one tenth of a second to the next,
+    and how far the median over a window of a few seconds moves by itself. The
+    1-second windows of ``machine_drift`` average over these changes; a timing's chunks do not. ``windows_s``:
+    the medians over windows of each length (a re-timing's runner spans about 6 s: longer ones would repeat
+    better only if this spread shrinks with the length)."""
+    code = (
+        "import json, time, numpy as np\n"
+        "from workbench.measure.noise import calibration_ms\n"
+        "w0 = time.perf_counter()\nwhile time.perf_counter() - w0 < 2:\n    calibration_ms(1)\n"
+        f"out = []\nend = time.perf_counter() + {seconds}\n"
+        "while time.perf_counter() < end:\n"
+        "    c0 = time.perf_counter(); s = []\n"
+        f"    while time.perf_counter() - c0 < {chunk_s}:\n        s.append(calibration_ms(1))\n"
+        "    out.append(float(np.median(s)))\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    chunks = json.loads(r.stdout.strip().splitlines()[-1])
+    full = float(sorted(chunks)[len(chunks) // 20])  # the fastest 5 %: this machine at full speed
+    at_full = [c <= MAX_CALIBRATION_SLOWDOWN * full for c in chunks]
+    stretches, cur = [], 0
+    for a, b in zip(at_full, at_full[1:] + [not at_full[-1]]):
+        cur += 1
+        if a != b:
+            stretches.append(cur)
+            cur = 0
+
+    def window_medians(window_s: float) -> list[float]:
+        per = max(1, round(window_s / chunk_s))
+        return [float(np.median(chunks[i : i + per])) for i in range(0, len(chunks) - per + 1, per)]
+
+    windows = {w: window_medians(w) for w in windows_s}
+    return {
+        "seconds": seconds,
+        "chunk_s": chunk_s,
+        "chunk_ms": chunks,
+        "full_speed_ms": full,
+        "share_at_full_speed": sum(at_full) / len(chunks),
+        "slowest_vs_full": max(chunks) / full,
+        "p50_vs_full": sorted(chunks)[len(chunks) // 2] / full,
+        "longest_stretch_s": max(stretches) * chunk_s,
+        "median_stretch_s": sorted(stretches)[len(stretches) // 2] * chunk_s,
+        "windows": [
+            {"window_s": w, "medians_ms": m, "spread_pct": 100 * (max(m) / min(m) - 1)} for w, m in windows.items()
+        ],
+    }
+
+
 def ort_spinning(name: str, threads: int) -> list[dict]:
     """ONNX Runtime INT8 beside PyTorch eager, spinning on and off, quiet and with a busy neighbour."""
     with tempfile.TemporaryDirectory() as d:
@@ -249,6 +303,7 @@ def main() -> None:
         "threads": args.threads,
         "machine_drift": machine_drift(),
         "core_drift": [machine_drift(windows=10, cpu=c) for c in sorted(os.sched_getaffinity(0))],
+        "speed_levels": speed_levels(),
         "agreement": [],
         "ort_spinning": [],
         "omp_policy": [],
@@ -273,6 +328,16 @@ def main() -> None:
             f"  pinned to core {d['cpu']} ({d['pairs'] + 1} windows of {d['windows_s']:g} s): range {d['range_pct']:.1f} %, "
             f"{min(d['matmuls_per_s']):.0f}-{max(d['matmuls_per_s']):.0f} matmuls/s"
         )
+    v = result["speed_levels"]
+    print(
+        f"  the reference kernel in {v['chunk_s'] * 1e3:.0f} ms chunks ({v['seconds']:g} s): "
+        f"{100 * v['share_at_full_speed']:.0f} % of chunks at full speed (within {MAX_CALIBRATION_SLOWDOWN:g}x of the "
+        f"fastest 5 %), median chunk {v['p50_vs_full']:.2f}x, slowest {v['slowest_vs_full']:.2f}x; a speed held "
+        f"{v['median_stretch_s']:.2f} s (median) to {v['longest_stretch_s']:.2f} s; its median over windows of "
+        + "; ".join(
+            f"{w['window_s']:g} s spread {w['spread_pct']:.1f} % ({len(w['medians_ms'])})" for w in v["windows"]
+        )
+    )
     print(
         "\n| model | recipe | optimize speed-up (paired) | bench speed-up (side by side) | ratio "
         "| re-timed p50 twice (ms) | p50 repeat diff | re-timed speed-ups | speed-up repeat diff |"
