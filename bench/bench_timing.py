@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,7 @@ import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
 from workbench.measure.benchmark import round_speedups, side_by_side  # noqa: E402
-from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, TimingWatch  # noqa: E402
+from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, SLOW_READINGS_SHARE, TimingWatch  # noqa: E402
 from workbench.remeasure import remeasure  # noqa: E402
 
 RECIPES = {"minilm": ("ort-fp32", "ort-int8-dynamic"), "digits-cnn": ("ort-fp32", "ort-int8-dynamic")}
@@ -118,6 +119,9 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "retimed_calibration_slowdown": [
                         (x.get("noise_facts") or {}).get("calibration_slowdown") for x in again
                     ],
+                    # the kernel's readings in time order (before, between the rounds, after): reference_rules
+                    # judges them again against two kinds of quiet best
+                    "retimed_readings": [readings(x.get("noise_facts") or {}) for x in again],
                     "repeat_diff_pct": 100 * abs(p50s[0] - p50s[1]) / min(p50s),
                     "repeat_within_5pct": abs(p50s[0] - p50s[1]) / min(p50s) <= 0.05,
                     "retimed_speedups": ups,
@@ -269,6 +273,57 @@ def omp_policy(name: str, threads: int) -> list[dict]:
     return out
 
 
+def readings(facts: dict) -> list[float]:
+    before_after = facts.get("calibration_ms") or []
+    return [*before_after[:1], *(facts.get("calibration_during_ms") or []), *before_after[1:]]
+
+
+# the noise reasons that come from the kernel against its quiet best, and the thread advice that follows any reason
+_KERNEL_REASONS = (
+    r"the machine ran [\d.]+x slower than its quiet best on a reference kernel \(.*?\): something outside this "
+    r"program slowed the whole machine \(on a VM, often another guest\); time it again later",
+    r"the machine ran slow during part of the timing \(.*?\): its rounds mix two speeds of the machine; time it "
+    r"again later",
+    r"the timing used all \d+ cores, so its threads wait whenever anything else runs: fewer threads \(threads=\d+\) "
+    r"time more repeatably on this machine",
+)
+
+
+def reference_rules(rows: list[dict]) -> dict:
+    """The kernel's slowdown rules judged again on the same readings, in the order the re-timings ran, against two
+    quiet bests: the fastest single reading so far (the workbench before 2026-12-02) and the lowest median of a
+    timing's readings so far (now). A pair counts as flagged under a rule when either re-timing is, by that rule or
+    by any reason that does not come from the kernel's best."""
+    lowest_reading, lowest_median = float("inf"), float("inf")
+    judged = {"fastest reading": [], "lowest timing median": []}
+    for r in rows:
+        for rule in judged.values():
+            rule.append([])
+        for reads, noise in zip(r["retimed_readings"], r["retimed_noise"]):
+            other = noise or ""
+            for pattern in _KERNEL_REASONS:
+                other = re.sub(pattern, "", other)
+            other = bool(other.replace(";", "").strip())
+            if not reads:
+                for rule in judged.values():
+                    rule[-1].append(other)
+                continue
+            med = float(np.median(reads))
+            lowest_reading, lowest_median = min(lowest_reading, *reads), min(lowest_median, med)
+            for name, best in (("fastest reading", lowest_reading), ("lowest timing median", lowest_median)):
+                slow = sum(x > MAX_CALIBRATION_SLOWDOWN * best for x in reads)
+                kernel = med > MAX_CALIBRATION_SLOWDOWN * best or (
+                    slow >= 2 and slow >= SLOW_READINGS_SHARE * len(reads)
+                )
+                judged[name][-1].append(other or kernel)
+    out = {}
+    for name, flags in judged.items():
+        far = [any(f) for f, r in zip(flags, rows) if not r["repeat_within_5pct"]]
+        near = [any(f) for f, r in zip(flags, rows) if r["repeat_within_5pct"]]
+        out[name] = {"far_pairs": len(far), "far_flagged": sum(far), "near_pairs": len(near), "near_flagged": sum(near)}
+    return out
+
+
 def trusted_summary(rows: list[dict]) -> str:
     """The two targets over the timings the workbench itself trusted (not flagged noisy), and where the rest were."""
     agree = [r for r in rows if not r["optimize_noisy"] and not r.get("bench_noisy")]
@@ -352,6 +407,13 @@ def main() -> None:
             f"| {r['speedup_repeat_diff_pct']:.1f} % |"
         )
     print(trusted_summary(result["agreement"]))
+    result["reference_rules"] = reference_rules(result["agreement"])
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+    for name, c in result["reference_rules"].items():
+        print(
+            f"  the kernel judged against the {name} so far: {c['far_flagged']} of {c['far_pairs']} pairs more than "
+            f"5 % apart flagged, {c['near_flagged']} of {c['near_pairs']} within 5 %"
+        )
     print("\n| model | neighbour on one core | ORT spinning | eager p50 / p90 ms | INT8 p50 / p90 ms | speed-up |")
     print("|---|---|---|---|---|---|")
     for r in result["ort_spinning"]:

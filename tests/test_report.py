@@ -13,6 +13,7 @@ from workbench import RunStore
 from workbench.cli.report import parse_value
 from workbench.core.env import fingerprint
 from workbench.core.errors import ConfigError
+from workbench.measure.noise import machine_speed
 from workbench.report.notebook import DEFAULT_TEMPLATE, run_report, template_parameters
 from workbench.tasks.budget import Budget, best_within
 
@@ -69,6 +70,19 @@ def test_report_has_every_section_and_no_cdn_script(report):
     assert not re.search(r"<img[^>]+src=\"http", html)
     # the executed notebook sits beside the HTML
     assert res.notebook_path.exists() and res.notebook_path.suffix == ".ipynb"
+
+
+def test_report_says_how_far_the_machine_moved_while_timing(report):
+    res, _, cands = report
+    text = _text(res.html_path.read_text())
+    # no canned claim about run-to-run noise: what the kernel read between these candidates' rounds
+    assert "5–10 %" not in text and "run-to-run noise" not in text
+    moved = machine_speed([c.metrics for c in cands if c.ok])
+    assert moved is not None and moved["timings"] == len([c for c in cands if c.ok])
+    assert f"While these {moved['timings']} latencies were timed" in text
+    assert f"moved by {moved['moved_pct']:.0f} %" in text
+    noisy = [c for c in cands if c.ok and c.get("noisy")]
+    assert (f"{len(noisy)} of" if noisy else "None of the") in text
 
 
 def test_report_embeds_chart_images(report):

@@ -10,10 +10,20 @@ import sys
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.measure.noise import LoadWatch, assess, calibration_best, calibration_ms, settle
+from workbench.measure.noise import (
+    LoadWatch,
+    TimingWatch,
+    assess,
+    calibration_best,
+    calibration_ms,
+    machine_speed,
+    machine_speed_note,
+    settle,
+)
 from workbench.recipes.advice import cpu_summary, default_recipes_here, precision_note, recipe_advice, slower_here
 from workbench.remeasure import RemeasureError, remeasure
 from workbench.report import charts
@@ -64,6 +74,23 @@ def test_each_sign_of_a_busy_machine_is_named(kw, words):
     check = assess(threads=2, cores=2, **kw)
     assert check.noisy and any(words in r for r in check.reasons), check.reasons
     assert words in check.to_metrics()["noise"]
+
+
+def test_how_far_the_machine_moved_across_timings_is_said():
+    # three timings' facts as assess() records them: a baseline read before and after only, two interleaved ones
+    timings = [
+        assess(threads=1, cores=2, calibration=(0.30, 0.31), best_ms=0.30).to_metrics(),
+        assess(threads=1, cores=2, calibration=(0.31, 0.31), during=[0.30] * 8, best_ms=0.30).to_metrics(),
+        assess(threads=1, cores=2, calibration=(0.33, 0.33), during=[0.33] * 8, best_ms=0.30).to_metrics(),
+    ]
+    s = machine_speed(timings)
+    assert s["timings"] == 3 and s["kernel_median_ms"] == [0.30, 0.33]
+    assert s["moved_pct"] == pytest.approx(10.0)
+    note = machine_speed_note(timings)
+    assert "these 3 latencies" in note and "moved by 10 %" in note and "0.300 ms in the fastest timing, 0.330" in note
+    # a timing with no kernel reading (a record from before it was read) is left out; one timing alone says nothing
+    assert machine_speed([*timings[:1], {"p50_ms": 1.0}, None]) is None
+    assert machine_speed_note(timings[1:2]) is None
 
 
 def test_a_neighbour_on_a_core_the_measurement_leaves_free_is_not_noise():
@@ -166,11 +193,19 @@ def test_settle_waits_while_the_machine_runs_slower_than_its_best_here(tmp_path,
 def test_the_best_a_slow_machine_is_judged_against_is_recent(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     assert calibration_best() is None  # nothing recorded yet: no reading is judged slow
-    # a best slower than the machine now is replaced by the reading, and nothing is waited for
+    # a best slower than the machine now: nothing is waited for, and the one reading settle took is not recorded
     now = calibration_ms()
     calibration_best(now * 10)
     assert settle(threads=1, max_wait_s=5.0, speed=True) < 1.0
-    assert calibration_best() < now * 10
+    assert calibration_best() == pytest.approx(now * 10)
+    # a timing records the median of its readings (its usual speed), not the fastest of them
+    with TimingWatch() as w:
+        for _ in range(4):
+            w.probe()
+    check = w.check(threads=1)
+    readings = [*w.calibration, *w.during]
+    assert calibration_best() == pytest.approx(float(np.median(readings)))
+    assert check.facts["calibration_best_ms"] == round(float(np.median(readings)), 4)
     # the fastest reading of an hour ago (a laptop on mains, before it was unplugged) no longer counts
     fresh = tmp_path / "fresh"
     monkeypatch.setenv("WORKBENCH_CACHE", str(fresh))
@@ -179,8 +214,8 @@ def test_the_best_a_slow_machine_is_judged_against_is_recent(tmp_path, monkeypat
     calibration_best(0.3, at=time.time() - 600)
     assert calibration_best(0.5) == 0.3 and calibration_best() == 0.3
     # a cache from before readings had a time is read as nothing recorded, then rewritten
-    stale = json.loads((fresh / "calibration.json").read_text())
-    (fresh / "calibration.json").write_text(json.dumps({k: 0.01 for k in stale}))
+    stale = json.loads((fresh / "calibration-medians.json").read_text())
+    (fresh / "calibration-medians.json").write_text(json.dumps({k: 0.01 for k in stale}))
     assert calibration_best() is None and calibration_best(0.4) == 0.4
 
 

@@ -23,6 +23,7 @@ from widgets import (
 )
 from workbench import from_module
 from workbench.data.splits import TaskData
+from workbench.measure.noise import machine_speed
 from workbench.recipes.compose import build_recipe, optional_pass
 
 
@@ -196,6 +197,10 @@ def test_run_streams_results_and_reuses_cached_settings(wb, store):
     info = wb.picker.info.value
     assert "not measured yet" not in info
     assert f"accuracy {100 * base.metrics['accuracy']:.1f} %" in info and "p50 " in info
+    # under the table: how far the machine's own speed moved across these two timings (their stored kernel readings)
+    moved = machine_speed([base.metrics, cand.metrics])
+    assert moved is not None and moved["timings"] == 2
+    assert f"moved by {moved['moved_pct']:.0f} %" in wb.results.table.value
 
     # move away and back: the measured candidate comes from the store, nothing reruns
     n_rows, n_runs = len(store.candidates()), wb.runs_started

@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from workbench.measure.noise import machine_speed_note
 from workbench.report.charts import candidates_frame, compare_frame, size_chart, tradeoff_chart
 from workbench.store.candidate import Candidate
 from workbench.tasks import Task, task_of, tasks_of
@@ -190,10 +191,16 @@ class ResultsPanel(w.VBox):
                 for c in self.candidates
             ]
         df = df.dropna(axis=1, how="all")
+        moved = machine_speed_note([c.metrics for c in self.candidates if c.ok])
         return (
             "<div style='max-height:260px;overflow:auto;font-size:12px'>"
             + df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", classes="wb-candidates", border=0)
             + "</div>"
+            + (
+                f"<div class='wb-machine-speed' style='font-size:11px;color:#555'>{html.escape(moved)}</div>"
+                if moved
+                else ""
+            )
         )
 
     def _compare_html(self) -> str:

@@ -89,6 +89,7 @@ def _cmd_recipes(args) -> int:
 
 def _cmd_optimize(args) -> int:
     from ..core.context import RunContext, cli_reporter
+    from ..measure.noise import machine_speed_note
     from ..models.registry import load_model
     from ..optimize import default_recipes_for, optimize
     from ..store.runstore import RunStore
@@ -114,6 +115,9 @@ def _cmd_optimize(args) -> int:
         print(format_table(candidate_rows(cands)))
         print(f"\n{len(cands)} candidates recorded in {store.path}")
         print_noisy(cands)
+        note = machine_speed_note([c.metrics for c in cands if c.ok])
+        if note:
+            print(f"\n{note}")
     if cands and cands[0].status == "failed":  # nothing can be compared with a baseline that did not run
         print(f"workbench: error: the FP32 baseline of {model.name} failed: {cands[0].error}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..lm.task import CausalLM
 from ..measure.benchmark import BenchConfig
 from ..measure.delegation import DelegationReport
+from ..measure.noise import machine_speed_note
 from ..store.candidate import Candidate
 from ..store.runstore import RunStore
 from ..tasks import higher_is_better, pareto_front, tasks_of
@@ -39,6 +40,7 @@ __all__ = [
     "speed_metric",
     "model_summary",
     "candidates_table",
+    "timing_note",
     "generation_samples",
     "recipe_lines",
     "best_ids",
@@ -158,6 +160,23 @@ def candidates_table(cands: Sequence[Candidate]):
         .hide(axis="index")
         .relabel_index([charts.METRIC_TITLES.get(c, c) for c in frame.columns], axis="columns")
     )
+
+
+def timing_note(cands: Sequence[Candidate]) -> str:
+    """Under the table: how the latencies were timed, how far the machine's own speed moved meanwhile (read from
+    the candidates' stored noise facts, so a re-rendered report says what the timings saw), and which were flagged
+    noisy."""
+    timed = [c for c in _final(cands) if c.ok]
+    noisy = [c for c in timed if c.get("noisy")]
+    speed = machine_speed_note([c.metrics for c in timed])
+    flagged = (
+        f"{len(noisy)} of {len(timed)} latencies were flagged noisy ({', '.join(c.recipe_name for c in noisy)}; "
+        f"the reasons are under *Recipes*); `workbench remeasure {' '.join(c.id for c in noisy)}` re-times them."
+        if noisy
+        else f"None of the {len(timed)} latencies was flagged noisy."
+    )
+    speed = speed or "This machine's speed was not read during these timings."
+    return f"**Timing.** {speed} {flagged}"
 
 
 def generation_samples(cands: Sequence[Candidate]) -> list[Any]:
