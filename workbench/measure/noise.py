@@ -406,9 +406,8 @@ def noise_reason(metrics: dict[str, Any] | None) -> str | None:
 
 def machine_speed(metrics: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
     """How far this machine's own speed moved across several timings (one candidate's metrics each), from the
-    reference kernel read between each one's rounds (before and after, for a timing without rounds): the median
-    reading per timing, their lowest and highest, and how far apart those are. None with fewer than two such
-    timings.
+    reference kernel read before, after and between the rounds of each: the median reading per timing, their
+    lowest and highest, and how far apart those are. None with fewer than two such timings.
 
     Speed-ups are paired, so they hold for the machine's state when each was timed; absolute p50s timed at
     different moments also carry this movement (bench_timing on the AVX-512 EPYC VM: the kernel alone, no model,
@@ -416,8 +415,8 @@ def machine_speed(metrics: Sequence[dict[str, Any] | None]) -> dict[str, Any] | 
     per = []
     for m in metrics:
         facts = (m or {}).get("noise_facts") or {}
-        readings = facts.get("calibration_during_ms") or facts.get("calibration_ms")
-        if readings:
+        readings = [*(facts.get("calibration_ms") or ()), *(facts.get("calibration_during_ms") or ())]
+        if readings:  # the readings assess() judged: before, after and between the rounds
             per.append(float(np.median(readings)))
     if len(per) < 2:
         return None
@@ -437,7 +436,7 @@ def machine_speed_note(metrics: Sequence[dict[str, Any] | None]) -> str | None:
     lo, hi = s["kernel_median_ms"]
     return (
         f"While these {s['timings']} latencies were timed, this machine's own speed moved by {s['moved_pct']:.0f} % "
-        f"(a fixed reference kernel read between the rounds: its median {lo:.3f} ms in the fastest timing, "
+        f"(a fixed reference kernel read around and between the rounds: its median {lo:.3f} ms in the fastest timing, "
         f"{hi:.3f} ms in the slowest). Each speed-up was timed beside the baseline "
         f"in the same rounds; p50s timed at different moments can differ by about that much on the machine alone, "
         f"so a p50 difference smaller than that between two candidates may not be the models'."
