@@ -15,7 +15,7 @@
    torch loads), quiet and with another program running a 1-thread matmul loop on one core.
 
 Prints markdown tables; writes bench/results/timing.json. Not a test: run it by hand on a quiet machine
-(about 5 minutes on 2 cores):
+(about 10 minutes on 2 cores):
 
     .venv/bin/python bench/bench_timing.py                 # minilm + digits-cnn, 2 threads
     .venv/bin/python bench/bench_timing.py --models digits-cnn
