@@ -41,7 +41,7 @@ import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
 from workbench.measure.benchmark import round_speedups, side_by_side  # noqa: E402
-from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, SLOW_READINGS_SHARE, TimingWatch  # noqa: E402
+from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, TimingWatch, assess, kernel_readings  # noqa: E402
 from workbench.remeasure import remeasure  # noqa: E402
 
 RECIPES = {"minilm": ("ort-fp32", "ort-int8-dynamic"), "digits-cnn": ("ort-fp32", "ort-int8-dynamic")}
@@ -121,7 +121,7 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     ],
                     # the kernel's readings in time order (before, between the rounds, after): reference_rules
                     # judges them again against two kinds of quiet best
-                    "retimed_readings": [readings(x.get("noise_facts") or {}) for x in again],
+                    "retimed_readings": [kernel_readings(x.get("noise_facts")) for x in again],
                     "repeat_diff_pct": 100 * abs(p50s[0] - p50s[1]) / min(p50s),
                     "repeat_within_5pct": abs(p50s[0] - p50s[1]) / min(p50s) <= 0.05,
                     "retimed_speedups": ups,
@@ -273,11 +273,6 @@ def omp_policy(name: str, threads: int) -> list[dict]:
     return out
 
 
-def readings(facts: dict) -> list[float]:
-    before_after = facts.get("calibration_ms") or []
-    return [*before_after[:1], *(facts.get("calibration_during_ms") or []), *before_after[1:]]
-
-
 # the noise reasons that come from the kernel against its quiet best, and the thread advice that follows any reason
 _KERNEL_REASONS = (
     r"the machine ran [\d.]+x slower than its quiet best on a reference kernel \(.*?\): something outside this "
@@ -311,10 +306,11 @@ def reference_rules(rows: list[dict]) -> dict:
             med = float(np.median(reads))
             lowest_reading, lowest_median = min(lowest_reading, *reads), min(lowest_median, med)
             for name, best in (("fastest reading", lowest_reading), ("lowest timing median", lowest_median)):
-                slow = sum(x > MAX_CALIBRATION_SLOWDOWN * best for x in reads)
-                kernel = med > MAX_CALIBRATION_SLOWDOWN * best or (
-                    slow >= 2 and slow >= SLOW_READINGS_SHARE * len(reads)
-                )
+                # the workbench's own rules on these readings (one core: no thread advice); its other reasons are
+                # in ``other`` already
+                kernel = assess(
+                    threads=1, cores=1, calibration=(reads[0], reads[-1]), during=reads[1:-1], best_ms=best
+                ).noisy
                 judged[name][-1].append(other or kernel)
     out = {}
     for name, flags in judged.items():

@@ -10,8 +10,8 @@ p50). Four signals are read around every timing, each cheap enough to run for ev
 - **a calibration kernel** (fixed single-threaded float32 arithmetic, well under a millisecond) timed before and
   after, and between the rounds of an interleaved timing: a change says the machine's speed moved during the
   timing; compared with its quiet best on this CPU (the lowest median of a timing's readings recorded in the last
-  half hour, kept in the cache folder), it says the machine was slow throughout. A cloud VM has slow phases of its own, with no steal and no
-  other program in sight (bench_timing on an AVX-512 EPYC VM: two re-timings of MiniLM INT8 that only this kernel
+  half hour, kept in the cache folder), it says the machine was slow throughout. A cloud VM has slow phases of its
+  own, with no steal and no other program in sight (bench_timing on an AVX-512 EPYC VM: two re-timings of MiniLM INT8 that only this kernel
   flagged, one 1.17x its best, were 7.8 % apart); this kernel is the one reading that sees them;
 - **the spread of the samples**: p90 far above p50, or per-round speed-ups of an interleaved timing that
   disagree.
@@ -45,6 +45,7 @@ __all__ = [
     "timing_retries",
     "is_noisy",
     "noise_reason",
+    "kernel_readings",
     "machine_speed",
     "machine_speed_note",
 ]
@@ -404,6 +405,14 @@ def noise_reason(metrics: dict[str, Any] | None) -> str | None:
     return (metrics or {}).get("noise") if is_noisy(metrics) else None
 
 
+def kernel_readings(facts: dict[str, Any] | None) -> list[float]:
+    """The reference kernel's readings a timing's ``noise_facts`` hold, in time order (before, between the rounds,
+    after): the readings :func:`assess` judged."""
+    facts = facts or {}
+    before_after = facts.get("calibration_ms") or []
+    return [*before_after[:1], *(facts.get("calibration_during_ms") or []), *before_after[1:]]
+
+
 def machine_speed(metrics: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
     """How far this machine's own speed moved across several timings (one candidate's metrics each), from the
     reference kernel read before, after and between the rounds of each: the median reading per timing, their
@@ -412,12 +421,7 @@ def machine_speed(metrics: Sequence[dict[str, Any] | None]) -> dict[str, Any] | 
     Speed-ups are paired, so they hold for the machine's state when each was timed; absolute p50s timed at
     different moments also carry this movement (bench_timing on the AVX-512 EPYC VM: the kernel alone, no model,
     gave medians over 6-second windows 4.7-21.3 % apart, six runs)."""
-    per = []
-    for m in metrics:
-        facts = (m or {}).get("noise_facts") or {}
-        readings = [*(facts.get("calibration_ms") or ()), *(facts.get("calibration_during_ms") or ())]
-        if readings:  # the readings assess() judged: before, after and between the rounds
-            per.append(float(np.median(readings)))
+    per = [float(np.median(r)) for m in metrics if (r := kernel_readings((m or {}).get("noise_facts")))]
     if len(per) < 2:
         return None
     return {
@@ -428,8 +432,8 @@ def machine_speed(metrics: Sequence[dict[str, Any] | None]) -> dict[str, Any] | 
 
 
 def machine_speed_note(metrics: Sequence[dict[str, Any] | None]) -> str | None:
-    """:func:`machine_speed` in a sentence (the CLI and the report print it under the latencies); None when it
-    was not read."""
+    """:func:`machine_speed` in a sentence (the CLI, the dashboard and the report show it under the latencies);
+    None when it was not read."""
     s = machine_speed(metrics)
     if s is None:
         return None
