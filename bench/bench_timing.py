@@ -1,12 +1,13 @@
 """Can the workbench's own timings be trusted? Three measurements, in one run, on the CPU it names.
 
 1. **Agreement with the side-by-side bench.** ``workbench optimize`` (its paired timing: the candidate and the FP32
-   baseline in alternating rounds) gives each recipe's speed-up; the same artifacts are then timed by the benches'
-   round-robin harness (``side_by_side``: 200 calls and 3 s each at least, 10 rounds). Target: within 10 % on a
-   quiet machine.
+   baseline in alternating rounds of 50 ms chunks) gives each recipe's speed-up (the median of the rounds' ratios,
+   with its 95 % interval); the same artifacts are then timed by the benches' round-robin harness (``side_by_side``:
+   200 calls and 3 s each at least, 10 rounds or more, 50 ms chunks; its speed-up by the same estimator, and from
+   pooled p50s beside it). Target: within 10 % on a quiet machine.
 2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``, its careful default: at least
-   200 calls and 3 s per runner, 10 rounds): its p50s agree within 5 %? Beside it, the speed-ups of the two
-   re-timings, and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
+   200 calls and 3 s per runner, 10 rounds or more): its p50s agree within 5 %? Beside it, the speed-ups of the two
+   re-timings (and whether each lies inside the other's 95 % interval), and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
    (no model, no thread pool), then pinned to each core in turn (a VM's vCPUs can slow down on their own), and the
    workbench's reference kernel in 50 ms chunks (the speeds the machine switches between, how long it holds one,
    and how far its median over a few seconds moves by itself): the floor under any absolute repeatability here.
@@ -40,7 +41,7 @@ os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache
 import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
-from workbench.measure.benchmark import round_speedups, side_by_side  # noqa: E402
+from workbench.measure.benchmark import DEFAULT_CHUNK_S, paired_speedup, round_speedups, side_by_side  # noqa: E402
 from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, TimingWatch, assess, kernel_readings  # noqa: E402
 from workbench.remeasure import remeasure  # noqa: E402
 
@@ -91,23 +92,32 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                 threads=threads,
                 min_time_s=3.0,
                 between_rounds=watch.probe,
+                chunk_s=DEFAULT_CHUNK_S,
             )
         rows = []
         for c in rest:
-            bench_ratio = timed["baseline"].p50 / timed[c.recipe_name].p50
+            pooled = timed["baseline"].p50 / timed[c.recipe_name].p50
             per_round = round_speedups(timed, "baseline", c.recipe_name)
+            # the workbench's own estimator (the median of the rounds' ratios), with its interval
+            bench_paired = paired_speedup(per_round, pooled)
+            bench_ratio = bench_paired["speedup"]
             bench_check = watch.check(threads, timed[c.recipe_name].samples_ms, per_round)
             # a re-timing's own default (careful_bench: RETIME_RUNS calls and RETIME_MIN_S seconds at least)
             again = [remeasure([c.id], store=store, model=model)[0].candidate for _ in range(2)]
             p50s = [x.get("p50_ms") for x in again]
             ups = [x.get("speedup") for x in again]
+            cis = [x.get("speedup_ci") for x in again]
             rows.append(
                 {
                     "model": name,
                     "recipe": c.recipe_name,
                     "optimize_speedup": c.get("speedup"),
+                    "optimize_speedup_ci": c.get("speedup_ci"),
+                    "optimize_rounds": len(c.get("speedup_rounds") or []),
                     "optimize_noisy": c.get("noisy"),
                     "bench_speedup": bench_ratio,
+                    "bench_speedup_ci": bench_paired["speedup_ci"],
+                    "bench_pooled_speedup": pooled,
                     "bench_round_speedups": per_round,
                     "bench_noisy": bench_check.noisy,
                     "bench_noise": list(bench_check.reasons),
@@ -125,6 +135,11 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "repeat_diff_pct": 100 * abs(p50s[0] - p50s[1]) / min(p50s),
                     "repeat_within_5pct": abs(p50s[0] - p50s[1]) / min(p50s) <= 0.05,
                     "retimed_speedups": ups,
+                    "retimed_speedup_ci": cis,
+                    "retimed_rounds": [len(x.get("speedup_rounds") or []) for x in again],
+                    # each re-timing's speed-up inside the other's 95 % interval: do the intervals say how far a
+                    # speed-up can move?
+                    "speedup_repeat_inside_ci": [bool(ci and ci[0] <= u <= ci[1]) for ci, u in zip(cis, reversed(ups))],
                     "retimed_n_samples": [x.get("n_samples") for x in again],
                     "speedup_repeat_diff_pct": 100 * abs(ups[0] - ups[1]) / min(ups),
                 }
@@ -389,19 +404,34 @@ def main() -> None:
             f"{w['window_s']:g} s spread {w['spread_pct']:.1f} % ({len(w['medians_ms'])})" for w in v["windows"]
         )
     )
+
+    def ci(v) -> str:
+        return f" [{v[0]:.2f}, {v[1]:.2f}]" if v else ""
+
     print(
-        "\n| model | recipe | optimize speed-up (paired) | bench speed-up (side by side) | ratio "
-        "| re-timed p50 twice (ms) | p50 repeat diff | re-timed speed-ups | speed-up repeat diff |"
+        "\n| model | recipe | optimize speed-up (paired, rounds) | bench speed-up (side by side; pooled p50s) | ratio "
+        "| re-timed p50 twice (ms) | p50 repeat diff | re-timed speed-ups [95 % CI] | speed-up repeat diff |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in result["agreement"]:
         print(
-            f"| {r['model']} | {r['recipe']} | {r['optimize_speedup']:.2f}x{' (noisy)' if r['optimize_noisy'] else ''} "
-            f"| {r['bench_speedup']:.2f}x (rounds {min(r['bench_round_speedups']):.2f}-{max(r['bench_round_speedups']):.2f}) "
+            f"| {r['model']} | {r['recipe']} | {r['optimize_speedup']:.2f}x{ci(r['optimize_speedup_ci'])} "
+            f"({r['optimize_rounds']}){' (noisy)' if r['optimize_noisy'] else ''} "
+            f"| {r['bench_speedup']:.2f}x{ci(r['bench_speedup_ci'])}; {r['bench_pooled_speedup']:.2f}x "
             f"| {r['ratio_of_ratios']:.3f} | {r['retimed_p50_ms'][0]:.3g}, {r['retimed_p50_ms'][1]:.3g} "
-            f"| {r['repeat_diff_pct']:.1f} % | {r['retimed_speedups'][0]:.2f}x, {r['retimed_speedups'][1]:.2f}x "
-            f"| {r['speedup_repeat_diff_pct']:.1f} % |"
+            f"| {r['repeat_diff_pct']:.1f} % | {r['retimed_speedups'][0]:.2f}x{ci(r['retimed_speedup_ci'][0])}, "
+            f"{r['retimed_speedups'][1]:.2f}x{ci(r['retimed_speedup_ci'][1])} ({r['retimed_rounds'][0]}, "
+            f"{r['retimed_rounds'][1]} rounds) | {r['speedup_repeat_diff_pct']:.1f} % |"
         )
+    rows = result["agreement"]
+    inside = [x for r in rows for x in r["speedup_repeat_inside_ci"]]
+    print(
+        f"\nSpeed-ups: {sum(r['agrees_within_10pct'] for r in rows)} of {len(rows)} from optimize within 10 % of the "
+        f"bench; re-timed twice, {sum(r['speedup_repeat_diff_pct'] <= 5 for r in rows)} of {len(rows)} within 5 % of "
+        f"each other ({min(r['speedup_repeat_diff_pct'] for r in rows):.1f}-"
+        f"{max(r['speedup_repeat_diff_pct'] for r in rows):.1f} %); {sum(inside)} of {len(inside)} re-timed speed-ups "
+        f"inside the other re-timing's 95 % interval."
+    )
     print(trusted_summary(result["agreement"]))
     result["reference_rules"] = reference_rules(result["agreement"])
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))

@@ -185,8 +185,8 @@ def test_optimize_lm_recipes_and_cli_rows(tiny_lm, store, lm_bench):
     # the speed-up is taken against the baseline's decode re-timed in the same rounds, and says so
     cw = int4.metrics["compared_with"]
     assert cw["id"] == base.id and cw["recorded_p50_ms"] == base.metrics["p50_ms"]
-    assert int4.metrics["speedup"] == pytest.approx(cw["p50_ms"] / int4.metrics["p50_ms"])
-    assert len(int4.metrics["speedup_rounds"]) >= 3
+    assert len(int4.metrics["speedup_rounds"]) >= 3  # the median of the rounds' decode ratios
+    assert int4.metrics["speedup"] == pytest.approx(float(np.median(int4.metrics["speedup_rounds"])))
     rows = candidate_rows(cands)
     assert {"tok/s", "prefill ms", "ppl [95% CI]"} <= set(rows[0]) and "accuracy % [95% CI]" not in rows[0]
     assert rows[2]["ppl +%"].startswith(("+", "-"))

@@ -119,7 +119,7 @@ def measure(
             "recorded_p50_ms": base.get("p50_ms"),
             "how": f"interleaved with the candidate: {len(timing.baseline.extra['round_p50_ms'])} rounds",
         }
-        m["speedup_rounds"] = timing.check.facts.get("round_speedups")
+        m["speedup_rounds"] = timing.round_speedups
         base = {**base, "p50_ms": timing.baseline.p50}
     m["peak_mem_bytes"] = inference_memory(art, model.bench_inputs(), threads)
     m["size_bytes"] = art.size_bytes()

@@ -188,8 +188,7 @@ def remeasure(
         }
         metrics.pop("peak_mem_bytes", None)
         if timing.baseline is not None:
-            metrics["speedup"] = timing.speedup
-            metrics["speedup_rounds"] = timing.check.facts.get("round_speedups")
+            metrics.update(timing.paired())
             metrics["compared_with"] = {
                 "id": base.id,
                 "p50_ms": timing.baseline.p50,

@@ -32,7 +32,7 @@ from ..core.context import RunContext
 from ..core.errors import DataError, WorkbenchError
 from ..measure.benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
 from ..measure.noise import TimingWatch, settle, settle_seconds
-from ..tasks.base import Task, fmt, fmt_mb, fmt_ms, noise_note, timing_cell
+from ..tasks.base import Task, fmt, fmt_mb, fmt_ms, noise_note, speedup_cell, timing_cell
 from .corpus import PROMPTS
 from .runners import LMRunner, NotACausalLMError, OrtLM, greedy_decode, lm_runner, perplexity
 
@@ -141,7 +141,7 @@ class CausalLM(Task):
                     "runtime": c.runtime,
                     "status": c.status,
                     "tok/s": fmt(m.get("tokens_per_s"), ".1f"),
-                    "speedup": fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
+                    "speedup [95% CI]": speedup_cell(m),
                     "prefill ms": fmt(m.get("prefill_ms"), ".1f"),
                     "ppl [95% CI]": "-"
                     if ppl is None

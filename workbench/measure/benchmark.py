@@ -8,12 +8,13 @@ the high-water mark through /proc/self/clear_refs; elsewhere a sampling thread e
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import ConfigError
+from .evaluate import median_interval
 from .noise import NoiseCheck, TimingWatch, settle, settle_seconds, timing_retries
 
 __all__ = [
@@ -31,11 +33,18 @@ __all__ = [
     "Timing",
     "measure_latency",
     "round_speedups",
+    "paired_speedup",
     "ratio_summary",
     "format_ratio_summary",
     "measure_peak_rss",
     "onnx_inference_memory",
 ]
+
+
+#: the most rounds a paired timing is cut into to keep its chunks short (:func:`side_by_side`'s ``chunk_s``)
+MAX_ROUNDS = 400
+#: a paired timing's rounds follow the clock: each runner's chunk of timed calls lasts at most this long
+DEFAULT_CHUNK_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,11 +57,14 @@ class BenchConfig:
     threads: int | None = None
     #: time a candidate in alternating rounds with its baseline, so the speed-up is taken under one machine state
     paired: bool = True
-    #: rounds of a paired timing (each runner gets runs // rounds timed calls per round)
+    #: rounds of a paired timing at least (each runner gets its share of the timed calls in every round)
     rounds: int = 5
+    #: a paired timing gets more rounds until each runner's chunk of timed calls in a round lasts at most this long
+    #: (a shared host changes speed every few tenths of a second: :func:`side_by_side`); None: exactly ``rounds``
+    chunk_s: float | None = DEFAULT_CHUNK_S
     #: seconds of timed calls each runner gets at least (more calls than ``runs`` for a fast model: 50 calls of a
     #: 0.1 ms model are 5 ms of the machine's life, and its p50 then moved by 40 % between two re-timings);
-    #: None: $WORKBENCH_MIN_TIME_S, else 0.5 s. Calls stop at MAX_CALLS per runner
+    #: None: $WORKBENCH_MIN_TIME_S, else 0.5 s. Calls stop at about MAX_CALLS per runner
     min_time_s: float | None = None
     #: seconds to wait at most for a quiet machine before timing; None: $WORKBENCH_SETTLE_S, else 20
     settle_s: float | None = None
@@ -66,6 +78,8 @@ class BenchConfig:
         check_range("BenchConfig", "warmup", self.warmup, 0, 10_000, integer=True)
         check_range("BenchConfig", "runs", self.runs, 1, 100_000, integer=True)
         check_range("BenchConfig", "rounds", self.rounds, 1, 1000, integer=True)
+        if self.chunk_s is not None:
+            check_range("BenchConfig", "chunk_s", self.chunk_s, 0.001, 60)
         if self.retries is not None:
             check_range("BenchConfig", "retries", self.retries, 0, 10, integer=True)
         if self.settle_s is not None:
@@ -173,19 +187,33 @@ def stored_samples(samples: Sequence[float], keep: int = STORED_SAMPLES) -> list
     return [float(samples[i]) for i in idx]
 
 
-def calls_for(runner: Callable[[Mapping[str, np.ndarray]], object], inputs, runs: int, min_time_s: float) -> int:
+def call_count(
+    runner: Callable[[Mapping[str, np.ndarray]], object],
+    inputs,
+    runs: int,
+    min_time_s: float,
+    *,
+    timed: bool = False,
+) -> tuple[int, float]:
     """Timed calls that give ``runner`` at least ``min_time_s`` seconds (never fewer than ``runs``, at most
-    :data:`MAX_CALLS`), from the fastest of three timed calls (the caller has warmed it up)."""
-    if min_time_s <= 0:
-        return runs
+    :data:`MAX_CALLS`), and the seconds of one call: the fastest of three (the caller has warmed it up; a model
+    whose one call already fills the time is called once). With no minimum time, ``runs`` calls, and the runner
+    is called only when ``timed`` asks for its seconds (NaN otherwise)."""
+    if min_time_s <= 0 and not timed:
+        return runs, float("nan")
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
         runner(inputs)
         best = min(best, time.perf_counter() - t0)
         if best * runs >= min_time_s:  # a slow model: ``runs`` calls already fill the time
-            return runs
-    return int(min(MAX_CALLS, max(runs, np.ceil(min_time_s / max(best, 1e-7)))))
+            return runs, best
+    return int(min(MAX_CALLS, max(runs, np.ceil(min_time_s / max(best, 1e-7))))), best
+
+
+def calls_for(runner: Callable[[Mapping[str, np.ndarray]], object], inputs, runs: int, min_time_s: float) -> int:
+    """The timed calls of :func:`call_count`."""
+    return call_count(runner, inputs, runs, min_time_s)[0]
 
 
 def _rss_now() -> int:
@@ -282,39 +310,69 @@ def side_by_side(
     stage: str = "side by side",
     min_time_s: float = 0.0,
     between_rounds: Callable[[], object] | None = None,
+    chunk_s: float | None = None,
 ) -> dict[str, LatencyResult]:
     """Time several runners against each other, for ratios that hold on a shared machine.
 
-    ``rounds`` rounds; in each, every runner in turn gets ``warmup`` untimed calls and ``runs // rounds``
-    timed ones; samples are pooled per runner. A slow phase of the machine (a busy neighbour, a stolen
-    core) then hits every runner alike, and each chunk is long enough that what is timed is the model,
-    not the switch between runtimes: timing one call of each in turn measured the switch (thread pools
-    of the previous runtime still spinning, caches refilled) and made FP32 PyTorch eager 3x slower.
-    ``min_time_s``: each runner is timed for at least this long in all (more calls per round for a fast one;
-    the count is set in the first round and kept, so every round of a runner has as many calls).
-    ``between_rounds``: called before each round (:meth:`TimingWatch.probe <workbench.measure.noise.TimingWatch.probe>`
-    reads the machine's speed there).
+    ``rounds`` rounds; in each, every runner in turn gets ``warmup`` untimed calls and its share of the timed
+    ones (``runs`` in all, or more to fill ``min_time_s`` seconds: the count is set once, from the fastest of three
+    calls after the first warm-ups, and every round of a runner has as many calls); samples are pooled per runner.
+    A slow phase of the machine (a busy neighbour, a stolen core) then hits every runner alike, and each chunk is
+    long enough that what is timed is the model, not the switch between runtimes: timing one call of each in turn,
+    without a warm-up call, measured the switch (thread pools of the previous runtime still spinning, caches
+    refilled) and made FP32 PyTorch eager 3x slower.
+
+    ``chunk_s``: rounds are added (up to :data:`MAX_ROUNDS`) until no runner's chunk of timed calls is longer than
+    this, and a round's warm-up then takes at most half of it (one call at least). A shared host switches between
+    speeds every 0.1-0.45 s (bench_timing's speed levels, AVX-512 EPYC VM): a chunk longer than that falls in another
+    speed than its neighbour's. There, five repeated 3-second timings of digits-cnn's ORT FP32 against its eager
+    baseline gave speed-ups 7.3 % apart in 10 rounds (300 ms chunks) and 3.9 % in 60 (50 ms); MiniLM INT8's 7.8 %
+    and 5.0 %, and 2.2 % in 200 rounds (one call each).
+    ``between_rounds``: called before the first round and then about ``rounds`` times in all, evenly
+    (:meth:`TimingWatch.probe <workbench.measure.noise.TimingWatch.probe>` reads the machine's speed there).
     """
-    first = BenchConfig(warmup=warmup, runs=max(1, runs // rounds), threads=threads, min_time_s=min_time_s / rounds)
-    cfgs = dict.fromkeys(runners, first)
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    round_p50: dict[str, list[float]] = {k: [] for k in runners}
+    names = list(runners)
+    per_call: dict[str, float] = {}
+    calls: dict[str, int] = {}
     peaks: dict[str, int | None] = {}
+    for name, run in runners.items():
+        for _ in range(warmup):
+            run(inputs)
+        peaks[name] = measure_peak_rss(lambda run=run: run(inputs))
+        calls[name], per_call[name] = call_count(run, inputs, runs, min_time_s, timed=chunk_s is not None)
+    n_rounds = rounds
+    if chunk_s:
+        longest = max(calls[k] * per_call[k] for k in names)
+        n_rounds = max(rounds, min(MAX_ROUNDS, int(np.ceil(longest / chunk_s - 1e-6))))
+    per_round = {k: int(min(MAX_CALLS, max(1, np.ceil(calls[k] / n_rounds)))) for k in names}
+    warm = dict.fromkeys(names, warmup)
+    if chunk_s:
+        warm = {k: min(warmup, max(1, int(0.5 * chunk_s / max(per_call[k], 1e-9)))) for k in names}
+    probe_every = max(1, n_rounds // max(1, rounds))
+    step_every = max(1, n_rounds // 20)  # a few dozen progress events, however many rounds
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    round_p50: dict[str, list[float]] = {k: [] for k in names}
     if ctx:
-        ctx.begin(stage, total=rounds * len(runners))
-    for _ in range(rounds):
-        if between_rounds is not None:
+        ctx.begin(stage, total=n_rounds * len(names))
+    for i in range(n_rounds):
+        if between_rounds is not None and i % probe_every == 0:
             between_rounds()
         for name, run in runners.items():
-            r = benchmark(run, inputs, cfgs[name])
-            cfgs[name] = replace(first, runs=len(r.samples_ms), min_time_s=0.0)
-            if ctx:
-                ctx.step()
-            samples[name].extend(r.samples_ms)
-            round_p50[name].append(r.p50)
-            peaks[name] = max(filter(None, (peaks.get(name), r.peak_mem_bytes)), default=None)
+            for _ in range(warm[name]):
+                run(inputs)
+            chunk = []
+            for _ in range(per_round[name]):
+                t0 = time.perf_counter()
+                run(inputs)
+                chunk.append((time.perf_counter() - t0) * 1e3)
+            samples[name].extend(chunk)
+            round_p50[name].append(float(np.median(chunk)))
+        if ctx and (i % step_every == step_every - 1 or i == n_rounds - 1):
+            ctx.step(len(names) * (i % step_every + 1))
     return {
-        k: LatencyResult(tuple(v), first.effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]})
+        k: LatencyResult(
+            tuple(v), BenchConfig(threads=threads).effective_threads, peaks.get(k), extra={"round_p50_ms": round_p50[k]}
+        )
         for k, v in samples.items()
     }
 
@@ -331,11 +389,25 @@ class Timing:
     attempts: int = 1
 
     @property
-    def speedup(self) -> float | None:
-        """The baseline's p50 over the candidate's, both from the same rounds (None when not paired)."""
+    def round_speedups(self) -> list[float]:
+        """Per round, the baseline's p50 over the candidate's (empty when not paired)."""
         if self.baseline is None:
-            return None
-        return self.baseline.p50 / max(self.result.p50, 1e-12)
+            return []
+        return round_speedups({"b": self.baseline, "c": self.result}, "b", "c")
+
+    def paired(self) -> dict[str, Any]:
+        """The speed-up over the baseline timed in the same rounds and its 95 % confidence interval
+        (:func:`paired_speedup`: ``speedup``, ``speedup_ci``), with the per-round ratios (``speedup_rounds``);
+        empty when not paired."""
+        if self.baseline is None:
+            return {}
+        rounds = self.round_speedups
+        return {**paired_speedup(rounds, self.baseline.p50 / max(self.result.p50, 1e-12)), "speedup_rounds": rounds}
+
+    @property
+    def speedup(self) -> float | None:
+        """:meth:`paired`'s speed-up (None when not paired)."""
+        return self.paired().get("speedup")
 
     def metrics(self) -> dict[str, Any]:
         """What a candidate records of this timing (beside ``LatencyResult.summary``)."""
@@ -389,6 +461,7 @@ def measure_latency(
                     stage=stage,
                     min_time_s=cfg.effective_min_time_s,
                     between_rounds=watch.probe,
+                    chunk_s=cfg.chunk_s,
                 )
                 res, base = pair["candidate"], pair["baseline"]
                 ratios = round_speedups(pair, "baseline", "candidate")
@@ -409,6 +482,22 @@ def round_speedups(timed: Mapping[str, LatencyResult], baseline: str, other: str
     their spread shows how far a shared host moved the pooled ratio (a slow phase that lasts a few rounds
     slows some runtimes more than others)."""
     return [b / o for b, o in zip(timed[baseline].extra["round_p50_ms"], timed[other].extra["round_p50_ms"])]
+
+
+def paired_speedup(round_ratios: Sequence[float], pooled: float | None = None) -> dict[str, Any]:
+    """The speed-up of a paired timing: the median of its per-round ratios (each round's baseline chunk over the
+    candidate chunk timed right beside it, so a speed change of the machine between rounds cancels out; one slow
+    chunk moves one ratio, not the median), with its 95 % confidence interval (:func:`median_interval`) as
+    ``speedup_ci``. ``pooled`` (the baseline's pooled p50 over the candidate's) stands in with fewer than 3 rounds.
+
+    Pooled p50s can each fall in another of a shared host's speeds: bench_timing's reference on the AVX-512 EPYC VM
+    once put digits-cnn INT8 at 1.38x from pooled p50s where its rounds' median, the workbench's paired timing and
+    both re-timings said 0.96-1.01x."""
+    ratios = [float(r) for r in round_ratios if r and r > 0 and math.isfinite(r)]
+    if len(ratios) < 3:
+        return {"speedup": pooled, "speedup_ci": None}
+    ci = median_interval(ratios)
+    return {"speedup": float(np.median(ratios)), "speedup_ci": [ci[0], ci[1]] if ci else None}
 
 
 def ratio_summary(ratios: list[float], target: float) -> dict:

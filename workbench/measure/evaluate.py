@@ -1,9 +1,12 @@
-"""Evaluation primitives: running a model over a split, cosines, bootstrap confidence intervals.
+"""Evaluation primitives: running a model over a split, cosines, confidence intervals (bootstrap, median).
 
 What outputs *mean* (accuracy through a head, perplexity...) belongs to the tasks (``workbench.tasks``).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,6 +16,7 @@ from ..data.splits import Split
 
 __all__ = [
     "bootstrap_ci",
+    "median_interval",
     "cosine_rows",
     "predict",
     "NonFiniteOutputError",
@@ -21,6 +25,24 @@ __all__ = [
 
 class NonFiniteOutputError(DataError):
     """The model produced NaN or inf: the candidate is marked failed with this reason."""
+
+
+def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median of ``values`` (order statistics: the k-th smallest and
+    k-th largest, k from the binomial law), or None when there are too few values for ``level`` (fewer than 6 at
+    95 %). No assumption on the shape: a round that one slow phase hit is one order statistic, not a shifted mean."""
+    x = sorted(float(v) for v in values)
+    n = len(x)
+    tail = (1 - level) / 2
+    k, below = 0, 0.0  # k values may sit outside on each side while P(Binomial(n, 1/2) < k + 1) <= tail
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n
+        if below > tail:
+            break
+        k += 1
+    if k == 0:
+        return None
+    return x[k - 1], x[n - k]
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:

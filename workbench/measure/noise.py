@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .evaluate import median_interval
+
 __all__ = [
     "LoadWatch",
     "TimingWatch",
@@ -68,8 +70,12 @@ MAX_CALIBRATION_SLOWDOWN = 1.12
 SLOW_READINGS_SHARE = 0.4
 #: p90 / p50 above this: the samples spread too far for one p50 to stand for them
 MAX_P90_OVER_P50 = 1.6
-#: the slowest per-round speed-up of an interleaved timing over the fastest one
+#: the slowest per-round speed-up of an interleaved timing over the fastest one (3 to 5 rounds: too few for an interval)
 MAX_ROUND_SPREAD = 1.35
+#: the upper end of a paired speed-up's 95 % confidence interval over its lower end (6 rounds or more); 1.2 is about
+#: +-9 % around the median. With a timing cut into 50 ms chunks the interval narrows as rounds are added, where the
+#: slowest round over the fastest only grows
+MAX_SPEEDUP_CI = 1.2
 #: default bounded wait for a quiet machine before timing (seconds); WORKBENCH_SETTLE_S overrides it
 DEFAULT_SETTLE_S = 20.0
 
@@ -355,7 +361,16 @@ def assess(
         facts["p90_over_p50"] = round(p90 / max(p50, 1e-12), 3)
         if p90 > MAX_P90_OVER_P50 * p50:
             reasons.append(f"the samples spread widely (p90 {p90:.3g} ms is {p90 / p50:.1f}x p50 {p50:.3g} ms)")
-    if len(round_ratios) >= 3:
+    ci = median_interval(round_ratios) if len(round_ratios) >= 6 else None
+    if ci is not None:
+        lo, hi = ci
+        facts["speedup_ci"] = [round(lo, 3), round(hi, 3)]
+        if lo > 0 and hi / lo > MAX_SPEEDUP_CI:
+            reasons.append(
+                f"the speed-up is uncertain: its 95 % confidence interval over {len(round_ratios)} rounds is "
+                f"{lo:.2f}x to {hi:.2f}x (limit {MAX_SPEEDUP_CI:g}x from one end to the other)"
+            )
+    elif len(round_ratios) >= 3:
         lo, hi = min(round_ratios), max(round_ratios)
         facts["round_speedups"] = [round(r, 3) for r in round_ratios]
         if lo > 0 and hi / lo > MAX_ROUND_SPREAD:

@@ -26,6 +26,7 @@ from ..measure.noise import machine_speed_note
 from ..store.candidate import Candidate
 from ..store.runstore import RunStore
 from ..tasks import higher_is_better, pareto_front, tasks_of
+from ..tasks.base import speedup_cell
 from ..tasks.budget import Budget, best_within, timing_warning, violations
 from . import charts
 
@@ -176,7 +177,16 @@ def timing_note(cands: Sequence[Candidate]) -> str:
         else f"None of the {len(timed)} latencies was flagged noisy."
     )
     speed = speed or "This machine's speed was not read during these timings."
-    return f"**Timing.** {speed} {flagged}"
+    known = [c for c in timed if c.get("speedup_ci")]
+    intervals = (
+        " Each speed-up is the median of its rounds' ratios (the candidate and the baseline timed in turn, in chunks "
+        "of about 50 ms); with its 95 % confidence interval: "
+        + "; ".join(f"{c.recipe_name} {speedup_cell(c.metrics)}" for c in known)
+        + "."
+        if known
+        else ""
+    )
+    return f"**Timing.** {speed}{intervals} {flagged}"
 
 
 def generation_samples(cands: Sequence[Candidate]) -> list[Any]:

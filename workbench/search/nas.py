@@ -376,9 +376,7 @@ def _screen(
                 runner = art.runner(threads, session_config=bench.session_config())
                 timing = measure_latency(runner, inputs, sb, ctx, f"{arch.label} / latency", against=against)
                 base = timing.baseline.p50 if timing.baseline is not None else None
-                # the median of the per-round ratios: one slow round (of either) does not move it
-                rounds = sorted(timing.check.facts.get("round_speedups") or [])
-                speedup = rounds[len(rounds) // 2] if rounds else (base / timing.result.p50 if base else None)
+                speedup = timing.speedup
                 row.update(
                     p50_ms=timing.result.p50,
                     baseline_p50_ms=base,

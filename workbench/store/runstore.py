@@ -70,6 +70,7 @@ TIMING_METRICS = (
     "threads",
     "speedup",
     "speedup_rounds",
+    "speedup_ci",
     "compared_with",
     "noisy",
     "noise",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..core.errors import DataError
+from ..measure.benchmark import paired_speedup
 
 __all__ = [
     "Metric",
@@ -92,6 +93,14 @@ def fmt(v: Any, spec: str = ".3g", scale: float = 1.0) -> str:
         return str(v)
 
 
+def speedup_cell(m: Mapping[str, Any]) -> str:
+    """A speed-up with its 95 % confidence interval when it was timed in rounds: ``2.27x [2.20, 2.35]``."""
+    if not m.get("speedup"):
+        return "-"
+    ci = m.get("speedup_ci")
+    return f"{m['speedup']:.2f}x [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{m['speedup']:.2f}x"
+
+
 def _accuracy_cell(m: Mapping[str, Any]) -> str:
     if m.get("accuracy") is None:
         return "-"
@@ -135,7 +144,8 @@ class Task:
         if base.get("accuracy") is not None and m.get("accuracy") is not None:
             m["accuracy_drop"] = base["accuracy"] - m["accuracy"]
         if base.get("p50_ms") and m.get("p50_ms"):
-            m["speedup"] = base["p50_ms"] / m["p50_ms"]
+            # timed in rounds beside the baseline: the median of the rounds' ratios, with its confidence interval
+            m.update(paired_speedup(m.get("speedup_rounds") or (), base["p50_ms"] / m["p50_ms"]))
         if base.get("size_bytes") and m.get("size_bytes") is not None:
             m["size_ratio"] = m["size_bytes"] / base["size_bytes"]
         return m
@@ -193,7 +203,7 @@ class Task:
             "status": c.status,
             "p50 ms": fmt(m.get("p50_ms"), ".2f"),
             "p90 ms": fmt(m.get("p90_ms"), ".2f"),
-            "speedup": fmt(m.get("speedup"), ".2f") + ("x" if m.get("speedup") else ""),
+            "speedup [95% CI]": speedup_cell(m),
             "size MB": fmt(m.get("size_bytes"), ".1f", 1e-6),
             "mem MB": fmt(m.get("peak_mem_bytes"), ".1f", 1e-6),
             "accuracy % [95% CI]": _accuracy_cell(m),
