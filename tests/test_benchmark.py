@@ -175,6 +175,9 @@ def test_benchmark_rejects_bad_config():
     with pytest.raises(wb.ConfigError) as e:
         wb.BenchConfig(runs=0)
     assert "runs" in str(e.value)
+    with pytest.raises(wb.ConfigError) as e:
+        wb.BenchConfig(chunk_s=0)
+    assert "chunk_s" in str(e.value)
 
 
 def test_more_threads_than_cores_is_refused():

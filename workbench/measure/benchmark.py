@@ -325,9 +325,9 @@ def side_by_side(
     ``chunk_s``: rounds are added (up to :data:`MAX_ROUNDS`) until no runner's chunk of timed calls is longer than
     this, and a round's warm-up then takes at most half of it (one call at least). A shared host switches between
     speeds every 0.1-0.45 s (bench_timing's speed levels, AVX-512 EPYC VM): a chunk longer than that falls in another
-    speed than its neighbour's. There, five repeated 3-second timings of digits-cnn's ORT FP32 against its eager
-    baseline gave speed-ups 7.3 % apart in 10 rounds (300 ms chunks) and 3.9 % in 60 (50 ms); MiniLM INT8's 7.8 %
-    and 5.0 %, and 2.2 % in 200 rounds (one call each).
+    speed than its neighbour's. There, with 50 ms chunks, a candidate's speed-up re-timed twice agreed within 5 % in
+    7 of 8 pairs, against 13 of 24 with 10 rounds of 300 ms (bench/results/timing-avx512-vnni-chunks,
+    -1thread-chunks, against the six runs before them).
     ``between_rounds``: called before the first round and then about ``rounds`` times in all, evenly
     (:meth:`TimingWatch.probe <workbench.measure.noise.TimingWatch.probe>` reads the machine's speed there).
     """
@@ -491,8 +491,8 @@ def paired_speedup(round_ratios: Sequence[float], pooled: float | None = None) -
     ``speedup_ci``. ``pooled`` (the baseline's pooled p50 over the candidate's) stands in with fewer than 3 rounds.
 
     Pooled p50s can each fall in another of a shared host's speeds: bench_timing's reference on the AVX-512 EPYC VM
-    once put digits-cnn INT8 at 1.38x from pooled p50s where its rounds' median, the workbench's paired timing and
-    both re-timings said 0.96-1.01x."""
+    once put digits-cnn INT8 at 1.38x from pooled p50s where its rounds' median said 0.97x and the workbench's paired
+    timing and both re-timings 0.96-1.01x (timing-avx512-vnni-1thread-rules)."""
     ratios = [float(r) for r in round_ratios if r and r > 0 and math.isfinite(r)]
     if len(ratios) < 3:
         return {"speedup": pooled, "speedup_ci": None}

@@ -179,8 +179,8 @@ def timing_note(cands: Sequence[Candidate]) -> str:
     speed = speed or "This machine's speed was not read during these timings."
     known = [c for c in timed if c.get("speedup_ci")]
     intervals = (
-        " Each speed-up is the median of its rounds' ratios (the candidate and the baseline timed in turn, in chunks "
-        "of about 50 ms); with its 95 % confidence interval: "
+        " Each speed-up is the median of its rounds' ratios (the candidate and the baseline timed in turn, in short "
+        "chunks: BenchConfig.chunk_s, 50 ms by default); with its 95 % confidence interval: "
         + "; ".join(f"{c.recipe_name} {speedup_cell(c.metrics)}" for c in known)
         + "."
         if known
