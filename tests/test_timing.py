@@ -15,6 +15,7 @@ import pytest
 
 import workbench as wb
 from workbench.measure.noise import (
+    MIN_LOAD_WINDOW_S,
     LoadWatch,
     TimingWatch,
     assess,
@@ -163,6 +164,10 @@ def test_a_candidate_timed_on_a_busy_machine_is_flagged_not_silently_wrong(small
     with LoadWatch() as w:
         time.sleep(0.5)
     assert w.others_cores is not None and w.others_cores > 1.0, "the helper processes did not load the cores"
+    # a timing of a few milliseconds is read over a window long enough for /proc/stat's 10 ms ticks to see the load
+    with LoadWatch() as w:
+        pass
+    assert w.wall_s >= MIN_LOAD_WINDOW_S and w.others_cores > 1.0, w
     bench = wb.BenchConfig(warmup=2, runs=6, rounds=3, settle_s=1.0, retries=1)
     store = wb.RunStore(tmp_path / "runs.sqlite")
     # loaded before the cores were taken; a PyTorch candidate, so nothing but the timing is slowed by the load

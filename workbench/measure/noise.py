@@ -37,6 +37,7 @@ import numpy as np
 from .evaluate import median_interval
 
 __all__ = [
+    "MIN_LOAD_WINDOW_S",
     "LoadWatch",
     "TimingWatch",
     "NoiseCheck",
@@ -55,6 +56,10 @@ __all__ = [
 #: other programs may use this many cores beyond those the measurement leaves free before a timing is noisy
 #: (a browser tab or a terminal takes 0.1-0.2 of a core on an idle laptop)
 OTHERS_SLACK_CORES = 0.35
+#: the shortest window other programs' CPU use is read over. /proc/stat and os.times() count in 10 ms ticks, so a
+#: timing of a few milliseconds (a 0.04 ms model timed 6 calls at a time) read 0 or 2.5 cores of a busy machine by
+#: chance; a shorter timing is followed by a look at the machine until the window is this long
+MIN_LOAD_WINDOW_S = 0.1
 #: steal above this share of CPU time: the hypervisor is running other guests on "our" cores
 MAX_STEAL = 0.05
 #: the calibration kernel ran this much slower after the timing than before (or the other way round)
@@ -136,6 +141,8 @@ class LoadWatch:
     others_cores: float | None = None
     steal: float | None = None
     wall_s: float = 0.0
+    #: a block shorter than this is followed by a look until it is this long (:data:`MIN_LOAD_WINDOW_S`)
+    min_window_s: float = MIN_LOAD_WINDOW_S
 
     def __enter__(self) -> LoadWatch:
         self._t0 = time.monotonic()
@@ -144,6 +151,9 @@ class LoadWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        short = self.min_window_s - (time.monotonic() - self._t0)
+        if short > 0:  # ticks of 10 ms say nothing about a few milliseconds: look on, idle, for the rest
+            time.sleep(short)
         self.wall_s = time.monotonic() - self._t0
         stat1, own1 = _proc_stat(), _own_cpu()
         if self._stat0 is None or stat1 is None or self.wall_s <= 0:
