@@ -42,7 +42,13 @@ import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
 from workbench.measure.benchmark import DEFAULT_CHUNK_S, paired_speedup, round_speedups, side_by_side  # noqa: E402
-from workbench.measure.noise import MAX_CALIBRATION_SLOWDOWN, TimingWatch, assess, kernel_readings  # noqa: E402
+from workbench.measure.noise import (  # noqa: E402
+    MAX_CALIBRATION_SLOWDOWN,
+    MAX_P50_CI,
+    TimingWatch,
+    assess,
+    kernel_readings,
+)
 from workbench.remeasure import remeasure  # noqa: E402
 
 RECIPES = {"minilm": ("ort-fp32", "ort-int8-dynamic"), "digits-cnn": ("ort-fp32", "ort-int8-dynamic")}
@@ -335,6 +341,14 @@ def reference_rules(rows: list[dict]) -> dict:
     return out
 
 
+def p50_rule(rows: list[dict]) -> dict:
+    """The re-timed pairs that the p50 rule (a p50 that did not hold still while timed) flagged, far and near."""
+    flagged = [any("did not hold still" in (n or "") for n in r["retimed_noise"]) for r in rows]
+    far = [f for f, r in zip(flagged, rows) if not r["repeat_within_5pct"]]
+    near = [f for f, r in zip(flagged, rows) if r["repeat_within_5pct"]]
+    return {"far_pairs": len(far), "far_flagged": sum(far), "near_pairs": len(near), "near_flagged": sum(near)}
+
+
 def trusted_summary(rows: list[dict]) -> str:
     """The two targets over the timings the workbench itself trusted (not flagged noisy), and where the rest were."""
     agree = [r for r in rows if not r["optimize_noisy"] and not r.get("bench_noisy")]
@@ -433,6 +447,12 @@ def main() -> None:
         f"inside the other re-timing's 95 % interval."
     )
     print(trusted_summary(result["agreement"]))
+    held = p50_rule(result["agreement"])
+    result["p50_rule"] = held
+    print(
+        f"  by the p50 rule alone (its stretches' 95 % interval over {MAX_P50_CI:g}x): {held['far_flagged']} of "
+        f"{held['far_pairs']} pairs more than 5 % apart flagged, {held['near_flagged']} of {held['near_pairs']} within 5 %"
+    )
     result["reference_rules"] = reference_rules(result["agreement"])
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))
     for name, c in result["reference_rules"].items():

@@ -15,6 +15,8 @@ import pytest
 
 import workbench as wb
 from workbench.measure.noise import (
+    MAX_P50_CI,
+    MAX_P90_OVER_P50,
     MIN_LOAD_WINDOW_S,
     LoadWatch,
     TimingWatch,
@@ -23,6 +25,7 @@ from workbench.measure.noise import (
     calibration_ms,
     machine_speed,
     machine_speed_note,
+    p50_interval,
     settle,
 )
 from workbench.recipes.advice import cpu_summary, default_recipes_here, precision_note, recipe_advice, slower_here
@@ -68,6 +71,12 @@ def test_a_quiet_reading_is_trusted():
         # ... or in some of them: the rounds mix two speeds of the machine
         ({"calibration": (0.31, 0.31), "during": [0.31] * 4 + [0.37] * 4, "best_ms": 0.30}, "4 of 10 readings"),
         ({"samples_ms": [1.0] * 8 + [5.0, 6.0]}, "the samples spread widely (p90 5.1 ms is 5.1x p50 1 ms)"),
+        # the machine slowed down half way through: each half is steady, the p50 of both is neither
+        (
+            {"samples_ms": [1.0] * 30 + [1.3] * 30},
+            "the p50 did not hold still: the 95 % confidence interval of the "
+            "median of 12 consecutive stretches of the timing is 1 to 1.3 ms (1.30x, limit 1.1x)",
+        ),
         ({"round_ratios": [2.0, 2.1, 4.0]}, "the speed-up moved from 2.00x to 4.00x between rounds"),
         # six rounds or more: how well the rounds pin the speed-up down (95 % interval of their median: here the
         # 2nd smallest and 2nd largest of 10)
@@ -93,6 +102,25 @@ def test_many_rounds_that_pin_the_speedup_down_are_not_noise():
     lo, hi = check.facts["speedup_ci"]
     assert not check.noisy and lo < 2.0 < hi and hi / lo < 1.2
     assert "round_speedups" not in check.facts  # the metrics keep the ratios themselves (speedup_rounds)
+
+
+def test_the_p50_is_judged_by_how_still_it_held_not_by_the_spread_of_its_samples():
+    """The same samples in two orders: spread evenly over the timing, the p50 is known closely; the slow ones all
+    at the end (the machine changed speed part way), it is not, though p50 and p90 are the same."""
+    rng = np.random.default_rng(1)
+    samples = np.sort(np.concatenate([rng.normal(1.0, 0.03, 140), rng.normal(1.25, 0.03, 60)]))
+    mixed = rng.permutation(samples)
+    steady, drifting = assess(threads=1, cores=2, samples_ms=mixed), assess(threads=1, cores=2, samples_ms=samples)
+    assert steady.facts["p90_over_p50"] == drifting.facts["p90_over_p50"] < MAX_P90_OVER_P50
+    lo, hi = steady.facts["p50_ci_ms"]
+    assert not steady.noisy and hi / lo < MAX_P50_CI
+    assert drifting.noisy and "the p50 did not hold still" in drifting.reasons[0]
+    lo, hi = drifting.facts["p50_ci_ms"]
+    assert hi / lo > 1.2  # the stretches' medians: 1.0 ms in the first ones, 1.25 ms in the last
+    # too few samples to cut into stretches of 3: no interval, no judgement
+    assert (
+        p50_interval(list(samples[:17])) is None and "p50_ci_ms" not in assess(threads=1, samples_ms=[1.0] * 17).facts
+    )
 
 
 def test_how_far_the_machine_moved_across_timings_is_said():

@@ -42,6 +42,7 @@ __all__ = [
     "TimingWatch",
     "NoiseCheck",
     "assess",
+    "p50_interval",
     "calibration_ms",
     "settle",
     "settle_seconds",
@@ -75,6 +76,17 @@ MAX_CALIBRATION_SLOWDOWN = 1.12
 SLOW_READINGS_SHARE = 0.4
 #: p90 / p50 above this: the samples spread too far for one p50 to stand for them
 MAX_P90_OVER_P50 = 1.6
+#: a timing's samples, in the order they were taken, are cut into this many stretches at most (3 samples each at
+#: least, 6 stretches at least) to see whether its p50 held still while it was timed
+P50_STRETCHES = 12
+#: the upper end of the 95 % confidence interval of the stretches' median over its lower end: above it, the p50
+#: moved while it was timed and another timing may well land more than 5 % away (1.1 is about +-5 %, the
+#: repeatability a p50 is meant to have). Tried by hand on the AVX-512 EPYC VM before bench_timing judged it (minilm
+#: ORT FP32, 20 consecutive timings of 1.5 s each): with 2 threads every one of the 13 consecutive pairs more than
+#: 5 % apart had a timing above it (and 5 of the 6 pairs within 5 %); with 1 thread, 2 of 20 timings were above it.
+#: bench_timing (timing-avx512-vnni-p50rule, -1thread-p50rule): it flagged 4 of the 5 re-timed pairs more than 5 %
+#: apart, and 1 of the 3 within 5 %
+MAX_P50_CI = 1.1
 #: the slowest per-round speed-up of an interleaved timing over the fastest one (3 to 5 rounds: too few for an interval)
 MAX_ROUND_SPREAD = 1.35
 #: the upper end of a paired speed-up's 95 % confidence interval over its lower end (6 rounds or more); 1.2 is about
@@ -305,6 +317,23 @@ class NoiseCheck:
         return {"noisy": self.noisy, "noise": "; ".join(self.reasons) or None, "noise_facts": self.facts}
 
 
+def _too_wide(interval: tuple[float, float] | None, limit: float) -> bool:
+    """An interval whose upper end is more than ``limit`` times its lower end (None: no interval, not too wide)."""
+    return interval is not None and interval[0] > 0 and interval[1] / interval[0] > limit
+
+
+def p50_interval(samples_ms: Sequence[float], stretches: int = P50_STRETCHES) -> tuple[float, float] | None:
+    """How still a timing's p50 held: the samples, in the order they were taken, cut into ``stretches`` consecutive
+    stretches (fewer, 3 samples each at least), and the 95 % confidence interval (:func:`median_interval`) of the
+    median of the stretches' medians. None with fewer than 18 samples. A machine that changed speed for a part of the timing moves some
+    stretches and widens the interval, where the pooled samples' spread (p90 / p50) can stay small."""
+    k = min(stretches, len(samples_ms) // 3)
+    if k < 6:
+        return None
+    parts = np.array_split(np.asarray(samples_ms, dtype=np.float64), k)
+    return median_interval([float(np.median(p)) for p in parts])
+
+
 def assess(
     *,
     threads: int,
@@ -371,16 +400,27 @@ def assess(
         facts["p90_over_p50"] = round(p90 / max(p50, 1e-12), 3)
         if p90 > MAX_P90_OVER_P50 * p50:
             reasons.append(f"the samples spread widely (p90 {p90:.3g} ms is {p90 / p50:.1f}x p50 {p50:.3g} ms)")
+    steady = p50_interval(samples_ms)
+    if steady is not None:
+        facts["p50_ci_ms"] = [round(steady[0], 5), round(steady[1], 5)]
+    if _too_wide(steady, MAX_P50_CI):
+        lo, hi = steady
+        reasons.append(
+            f"the p50 did not hold still: the 95 % confidence interval of the median of "
+            f"{min(P50_STRETCHES, len(samples_ms) // 3)} consecutive stretches of the timing is {lo:.3g} to "
+            f"{hi:.3g} ms ({hi / lo:.2f}x, limit {MAX_P50_CI:g}x), so another timing may land more than 5 % away; "
+            f"time it again"
+        )
     ci = median_interval(round_ratios) if len(round_ratios) >= 6 else None
     if ci is not None:
+        facts["speedup_ci"] = [round(ci[0], 3), round(ci[1], 3)]
+    if _too_wide(ci, MAX_SPEEDUP_CI):
         lo, hi = ci
-        facts["speedup_ci"] = [round(lo, 3), round(hi, 3)]
-        if lo > 0 and hi / lo > MAX_SPEEDUP_CI:
-            reasons.append(
-                f"the speed-up is uncertain: its 95 % confidence interval over {len(round_ratios)} rounds is "
-                f"{lo:.2f}x to {hi:.2f}x (limit {MAX_SPEEDUP_CI:g}x from one end to the other)"
-            )
-    elif len(round_ratios) >= 3:
+        reasons.append(
+            f"the speed-up is uncertain: its 95 % confidence interval over {len(round_ratios)} rounds is "
+            f"{lo:.2f}x to {hi:.2f}x (limit {MAX_SPEEDUP_CI:g}x from one end to the other)"
+        )
+    elif ci is None and len(round_ratios) >= 3:
         lo, hi = min(round_ratios), max(round_ratios)
         facts["round_speedups"] = [round(r, 3) for r in round_ratios]
         if lo > 0 and hi / lo > MAX_ROUND_SPREAD:
