@@ -317,17 +317,18 @@ class NoiseCheck:
         return {"noisy": self.noisy, "noise": "; ".join(self.reasons) or None, "noise_facts": self.facts}
 
 
-def _too_wide(interval: tuple[float, float] | None, limit: float) -> bool:
-    """An interval whose upper end is more than ``limit`` times its lower end (None: no interval, not too wide)."""
-    return interval is not None and interval[0] > 0 and interval[1] / interval[0] > limit
+def _stretches(n_samples: int, most: int = P50_STRETCHES) -> int:
+    """How many stretches :func:`p50_interval` cuts ``n_samples`` into: ``most``, or fewer for 3 samples each."""
+    return min(most, n_samples // 3)
 
 
 def p50_interval(samples_ms: Sequence[float], stretches: int = P50_STRETCHES) -> tuple[float, float] | None:
     """How still a timing's p50 held: the samples, in the order they were taken, cut into ``stretches`` consecutive
     stretches (fewer, 3 samples each at least), and the 95 % confidence interval (:func:`median_interval`) of the
-    median of the stretches' medians. None with fewer than 18 samples. A machine that changed speed for a part of the timing moves some
-    stretches and widens the interval, where the pooled samples' spread (p90 / p50) can stay small."""
-    k = min(stretches, len(samples_ms) // 3)
+    median of the stretches' medians. None with fewer than 18 samples. A machine that changed speed for a part of
+    the timing moves some stretches and widens the interval, where the pooled samples' spread (p90 / p50) can stay
+    small."""
+    k = _stretches(len(samples_ms), stretches)
     if k < 6:
         return None
     parts = np.array_split(np.asarray(samples_ms, dtype=np.float64), k)
@@ -402,25 +403,25 @@ def assess(
             reasons.append(f"the samples spread widely (p90 {p90:.3g} ms is {p90 / p50:.1f}x p50 {p50:.3g} ms)")
     steady = p50_interval(samples_ms)
     if steady is not None:
-        facts["p50_ci_ms"] = [round(steady[0], 5), round(steady[1], 5)]
-    if _too_wide(steady, MAX_P50_CI):
         lo, hi = steady
-        reasons.append(
-            f"the p50 did not hold still: the 95 % confidence interval of the median of "
-            f"{min(P50_STRETCHES, len(samples_ms) // 3)} consecutive stretches of the timing is {lo:.3g} to "
-            f"{hi:.3g} ms ({hi / lo:.2f}x, limit {MAX_P50_CI:g}x), so another timing may land more than 5 % away; "
-            f"time it again"
-        )
+        facts["p50_ci_ms"] = [round(lo, 5), round(hi, 5)]
+        if lo > 0 and hi / lo > MAX_P50_CI:
+            reasons.append(
+                f"the p50 did not hold still: the 95 % confidence interval of the median of "
+                f"{_stretches(len(samples_ms))} consecutive stretches of the timing is {lo:.3g} to {hi:.3g} ms "
+                f"({hi / lo:.2f}x, limit {MAX_P50_CI:g}x), so another timing may land more than 5 % away; time it "
+                f"again"
+            )
     ci = median_interval(round_ratios) if len(round_ratios) >= 6 else None
     if ci is not None:
-        facts["speedup_ci"] = [round(ci[0], 3), round(ci[1], 3)]
-    if _too_wide(ci, MAX_SPEEDUP_CI):
         lo, hi = ci
-        reasons.append(
-            f"the speed-up is uncertain: its 95 % confidence interval over {len(round_ratios)} rounds is "
-            f"{lo:.2f}x to {hi:.2f}x (limit {MAX_SPEEDUP_CI:g}x from one end to the other)"
-        )
-    elif ci is None and len(round_ratios) >= 3:
+        facts["speedup_ci"] = [round(lo, 3), round(hi, 3)]
+        if lo > 0 and hi / lo > MAX_SPEEDUP_CI:
+            reasons.append(
+                f"the speed-up is uncertain: its 95 % confidence interval over {len(round_ratios)} rounds is "
+                f"{lo:.2f}x to {hi:.2f}x (limit {MAX_SPEEDUP_CI:g}x from one end to the other)"
+            )
+    elif len(round_ratios) >= 3:
         lo, hi = min(round_ratios), max(round_ratios)
         facts["round_speedups"] = [round(r, 3) for r in round_ratios]
         if lo > 0 and hi / lo > MAX_ROUND_SPREAD:
