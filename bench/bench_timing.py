@@ -111,6 +111,7 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
             # a re-timing's own default (careful_bench: RETIME_RUNS calls and RETIME_MIN_S seconds at least)
             again = [remeasure([c.id], store=store, model=model)[0].candidate for _ in range(2)]
             p50s = [x.get("p50_ms") for x in again]
+            usual = [x.get("p50_usual_ms") for x in again]
             ups = [x.get("speedup") for x in again]
             cis = [x.get("speedup_ci") for x in again]
             rows.append(
@@ -140,6 +141,12 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "retimed_readings": [kernel_readings(x.get("noise_facts")) for x in again],
                     "repeat_diff_pct": 100 * abs(p50s[0] - p50s[1]) / min(p50s),
                     "repeat_within_5pct": abs(p50s[0] - p50s[1]) / min(p50s) <= 0.05,
+                    # the same two re-timings' p50 at usual speed (the baseline's usual p50 over the paired
+                    # speed-up), and how many baseline timings each usual p50 was taken over
+                    "retimed_p50_usual_ms": usual,
+                    "usual_timings": [(x.get("usual_speed") or {}).get("timings") for x in again],
+                    "usual_repeat_diff_pct": 100 * abs(usual[0] - usual[1]) / min(usual),
+                    "usual_repeat_within_5pct": abs(usual[0] - usual[1]) / min(usual) <= 0.05,
                     "retimed_speedups": ups,
                     "retimed_speedup_ci": cis,
                     "retimed_rounds": [len(x.get("speedup_rounds") or []) for x in again],
@@ -424,16 +431,19 @@ def main() -> None:
 
     print(
         "\n| model | recipe | optimize speed-up (paired, rounds) | bench speed-up (side by side; pooled p50s) | ratio "
-        "| re-timed p50 twice (ms) | p50 repeat diff | re-timed speed-ups [95 % CI] | speed-up repeat diff |"
+        "| re-timed p50 twice (ms) | p50 repeat diff | at usual speed (ms; baseline timings) | its repeat diff "
+        "| re-timed speed-ups [95 % CI] | speed-up repeat diff |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["agreement"]:
         print(
             f"| {r['model']} | {r['recipe']} | {r['optimize_speedup']:.2f}x{ci(r['optimize_speedup_ci'])} "
             f"({r['optimize_rounds']}){' (noisy)' if r['optimize_noisy'] else ''} "
             f"| {r['bench_speedup']:.2f}x{ci(r['bench_speedup_ci'])}; {r['bench_pooled_speedup']:.2f}x "
             f"| {r['ratio_of_ratios']:.3f} | {r['retimed_p50_ms'][0]:.3g}, {r['retimed_p50_ms'][1]:.3g} "
-            f"| {r['repeat_diff_pct']:.1f} % | {r['retimed_speedups'][0]:.2f}x{ci(r['retimed_speedup_ci'][0])}, "
+            f"| {r['repeat_diff_pct']:.1f} % | {r['retimed_p50_usual_ms'][0]:.3g}, {r['retimed_p50_usual_ms'][1]:.3g} "
+            f"({r['usual_timings'][0]}, {r['usual_timings'][1]}) | {r['usual_repeat_diff_pct']:.1f} % "
+            f"| {r['retimed_speedups'][0]:.2f}x{ci(r['retimed_speedup_ci'][0])}, "
             f"{r['retimed_speedups'][1]:.2f}x{ci(r['retimed_speedup_ci'][1])} ({r['retimed_rounds'][0]}, "
             f"{r['retimed_rounds'][1]} rounds) | {r['speedup_repeat_diff_pct']:.1f} % |"
         )
@@ -445,6 +455,12 @@ def main() -> None:
         f"each other ({min(r['speedup_repeat_diff_pct'] for r in rows):.1f}-"
         f"{max(r['speedup_repeat_diff_pct'] for r in rows):.1f} %); {sum(inside)} of {len(inside)} re-timed speed-ups "
         f"inside the other re-timing's 95 % interval."
+    )
+    print(
+        f"P50s: re-timed twice, {sum(r['repeat_within_5pct'] for r in rows)} of {len(rows)} within 5 % of each other "
+        f"({min(r['repeat_diff_pct'] for r in rows):.1f}-{max(r['repeat_diff_pct'] for r in rows):.1f} %); at usual "
+        f"speed, {sum(r['usual_repeat_within_5pct'] for r in rows)} of {len(rows)} "
+        f"({min(r['usual_repeat_diff_pct'] for r in rows):.1f}-{max(r['usual_repeat_diff_pct'] for r in rows):.1f} %)."
     )
     print(trusted_summary(result["agreement"]))
     held = p50_rule(result["agreement"])

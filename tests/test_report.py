@@ -83,6 +83,11 @@ def test_report_says_how_far_the_machine_moved_while_timing(report):
     assert f"moved by {moved['moved_pct']:.0f} %" in text
     noisy = [c for c in cands if c.ok and c.get("noisy")]
     assert (f"{len(noisy)} of" if noisy else "None of the") in text
+    # each latency at the machine's usual speed too, in the table and explained under it
+    assert "p50 at usual speed (ms)" in text and "p50 at usual speed is the baseline's median p50" in text
+    for c in cands:
+        if c.ok:
+            assert f"{c.get('p50_usual_ms'):.2f}" in text
 
 
 def test_report_embeds_chart_images(report):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
+from workbench.measure.benchmark import USUAL_TIMINGS, usual_p50
 from workbench.measure.noise import (
     MAX_P50_CI,
     MAX_P90_OVER_P50,
@@ -278,7 +279,29 @@ def test_remeasure_records_a_new_timing_and_keeps_the_first(tmp_path, cli):
         "digits-cnn", ["ort-int8-dynamic", "magnitude-prune-50"], store=store, n_eval=60, bench=QUIET
     )
     first = {c.id: c.get("p50_ms") for c in (onnx, pruned)}
+    # each timing's p50 at usual speed is taken over the baseline's timings up to its own: the rounds it ran beside
+    # each candidate (recorded with it), its own samples
+    timings = store.baseline_timings(base.id)
+    assert len(timings) == 3 and timings[0]["samples_ms"] == base.get("samples_ms")
+    assert base.get("p50_usual_ms") == usual_p50(timings[:1], 1.0)["p50_usual_ms"]
+    for i, c in enumerate((onnx, pruned)):
+        rounds = c.get("compared_with")["round_p50_ms"]
+        assert len(rounds) == len(c.get("speedup_rounds")) >= 5 and timings[1 + i]["round_p50_ms"] == rounds
+        assert c.get("p50_usual_ms") == usual_p50(timings[: 2 + i], c.get("speedup"))["p50_usual_ms"]
+        usual = c.get("usual_speed")
+        assert usual["timings"] == 2 + i and usual["baseline_p50_ms"] * 0.999 <= max(rounds + base.get("samples_ms"))
+        assert c.get("p50_usual_ms") == pytest.approx(usual["baseline_p50_ms"] / c.get("speedup"))
     done = remeasure([onnx.id, pruned.id], store=store, bench=QUIET)
+    timings = store.baseline_timings(base.id)  # then the rounds beside each re-timing, in order
+    assert [t.get("round_p50_ms") for t in timings[3:]] == [
+        store.retimings(c.id)[0]["compared_with"]["round_p50_ms"] for c in (onnx, pruned)
+    ]
+    assert [t["noisy"] for t in timings[1:]] == [bool(c.get("noisy")) for c in (onnx, pruned)] + [
+        bool(r.after["noisy"]) for r in done
+    ]
+    for i, r in enumerate(done):
+        assert r.before["p50_usual_ms"] == (onnx, pruned)[i].get("p50_usual_ms")
+        assert r.after["p50_usual_ms"] == usual_p50(timings[: 4 + i], r.candidate.get("speedup"))["p50_usual_ms"]
     assert [r.candidate.id for r in done] == [onnx.id, pruned.id]
     for r in done:
         c = store.get(r.candidate.id)  # as every reader sees it now
@@ -296,7 +319,40 @@ def test_remeasure_records_a_new_timing_and_keeps_the_first(tmp_path, cli):
     r = cli("remeasure", onnx.id, "--runs", "10", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert onnx.id in r.stdout and "p50 ms before" in r.stdout and "1 re-timing(s) recorded" in r.stdout
+    assert "at usual speed before" in r.stdout and f"{store.get(onnx.id).get('p50_usual_ms'):.3g}" in r.stdout
     assert store.get(onnx.id).get("retimed") == 2
+
+
+def _timed(p50: float, noisy: bool = False) -> dict:
+    return {"p50_ms": p50, "noisy": noisy}
+
+
+def test_a_p50_at_usual_speed_is_the_baselines_usual_p50_over_the_paired_speedup():
+    # one slow timing of the baseline does not move its usual p50; the candidate's is that over its speed-up
+    got = usual_p50([_timed(10.0), _timed(10.4), _timed(13.0)], 2.0)
+    assert got["p50_usual_ms"] == pytest.approx(5.2)
+    assert got["usual_speed"] == {"baseline_p50_ms": 10.4, "timings": 3, "rounds": 3, "quiet_only": True}
+    # the quiet timings alone when there are three; all of them when fewer are quiet
+    busy = [_timed(20.0, noisy=True)] * 3
+    assert usual_p50([*busy, _timed(10.0), _timed(11.0), _timed(12.0)], 1.0)["usual_speed"] == {
+        "baseline_p50_ms": 11.0,
+        "timings": 3,
+        "rounds": 3,
+        "quiet_only": True,
+    }
+    # (all five: the middle half of 10, 11, 20, 20, 20 is 11 and the 20s)
+    assert usual_p50([*busy, _timed(10.0), _timed(11.0)], 1.0)["p50_usual_ms"] == pytest.approx(17.75)
+    # the rounds beside the candidates are pooled, and a baseline's own timing gives its stretches' medians:
+    # a slow round and a slow stretch are outside the middle half
+    paired = {"p50_ms": 10.0, "round_p50_ms": [9.0, 10.0, 10.0, 11.0, 40.0]}
+    own = {"p50_ms": 10.0, "samples_ms": [10.0] * 33 + [50.0] * 3}
+    got = usual_p50([paired, own], 2.0)
+    assert got["usual_speed"]["rounds"] == 5 + 12 and got["p50_usual_ms"] == pytest.approx(5.0)
+    # the most recent timings only: a machine that was slower an hour ago does not count
+    assert usual_p50([_timed(100.0)] * 30 + [_timed(10.0)] * USUAL_TIMINGS, 4.0)["p50_usual_ms"] == pytest.approx(2.5)
+    # nothing to say without a speed-up or a timing
+    for timings, speedup in (([_timed(10.0)], None), ([_timed(10.0)], 0.0), ([], 2.0), ([_timed(10.0)], float("nan"))):
+        assert usual_p50(timings, speedup) == {}
 
 
 def test_remeasure_refuses_what_it_cannot_retime(tmp_path, cli):

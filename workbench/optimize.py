@@ -22,7 +22,7 @@ from .core.artifact import Artifact, file_sha256, onnx_artifact, runtime_for
 from .core.context import RunContext
 from .core.env import fingerprint, u8s8_saturates
 from .core.errors import CancelledError, ConfigError, WorkbenchError
-from .measure.benchmark import BenchConfig, measure_latency, measure_peak_rss, onnx_inference_memory
+from .measure.benchmark import BenchConfig, measure_latency, measure_peak_rss, onnx_inference_memory, usual_p50
 from .measure.evaluate import NonFiniteOutputError, predict
 from .models.registry import LoadedModel
 from .passes import PassJob, apply_pass
@@ -40,6 +40,7 @@ __all__ = [
     "recipe_key",
     "find_candidate",
     "default_recipes_for",
+    "usual_speed",
     "BASELINE",
 ]
 
@@ -118,6 +119,7 @@ def measure(
             "p50_ms": timing.baseline.p50,
             "recorded_p50_ms": base.get("p50_ms"),
             "how": f"interleaved with the candidate: {len(timing.baseline.extra['round_p50_ms'])} rounds",
+            "round_p50_ms": timing.baseline_rounds(),
         }
         m["speedup_rounds"] = timing.round_speedups
         base = {**base, "p50_ms": timing.baseline.p50}
@@ -125,6 +127,22 @@ def measure(
     m["size_bytes"] = art.size_bytes()
     m["params"] = art.param_count()
     return model.task.relative(m, base)
+
+
+def usual_speed(store: RunStore, base_id: str, metrics: Mapping[str, Any], *, baseline: bool = False) -> dict:
+    """This timing's p50 at the machine's usual speed (:func:`~workbench.measure.benchmark.usual_p50`:
+    ``p50_usual_ms``, ``usual_speed``), from the baseline ``base_id``'s timings already in ``store`` and this one
+    (``metrics``, not recorded yet); ``baseline``: ``metrics`` are the baseline's own. Empty for a candidate not
+    timed beside its baseline."""
+    beside = metrics.get("compared_with") or {}
+    if baseline:
+        here, speedup = {"p50_ms": metrics.get("p50_ms"), "samples_ms": metrics.get("samples_ms")}, 1.0
+    elif beside.get("p50_ms"):
+        here, speedup = {"p50_ms": beside["p50_ms"], "round_p50_ms": beside.get("round_p50_ms")}, metrics.get("speedup")
+    else:
+        return {}
+    now = {"measured_at": time.time(), **here, "noisy": bool(metrics.get("noisy"))}
+    return usual_p50([*store.baseline_timings(base_id), now], speedup)
 
 
 def inference_memory(art: Artifact, inputs: dict, threads: int) -> int:
@@ -189,6 +207,7 @@ def run_baseline(
     )
     try:
         metrics = measure(model, art, bench=bench, ctx=ctx, stage=f"{model.name} / baseline")
+        metrics.update(usual_speed(store, cand.id, metrics, baseline=True))
     except CancelledError as e:
         store.add(replace(cand, status="cancelled", error=str(e)))
         raise
@@ -358,6 +377,7 @@ def run_recipe(
                 continue
             metrics = measure(model, out, bench=bench, ctx=ctx, stage=stage, base=baseline.metrics, base_id=baseline.id)
             metrics["build_time_s"] = build_s
+            metrics.update(usual_speed(store, baseline.id, metrics))
             reason = model.task.degradation(metrics, baseline.metrics)
             if reason:
                 cand = replace(cand, status="degraded", error=f"degraded: {reason}")

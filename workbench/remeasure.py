@@ -22,7 +22,7 @@ from .core.context import RunContext
 from .core.errors import WorkbenchError
 from .measure.benchmark import BenchConfig, measure_latency, min_time_seconds
 from .models.registry import LoadedModel
-from .optimize import BASELINE, artifact_intact, scored_on
+from .optimize import BASELINE, artifact_intact, scored_on, usual_speed
 from .passes import PassJob, apply_pass
 from .recipes.registry import Recipe
 from .store.candidate import Candidate
@@ -38,6 +38,10 @@ RETIME_MIN_S = 3.0
 RETIME_ROUNDS = 10
 
 
+#: what a re-timing shows before and after
+_COMPARED = ("p50_ms", "p50_usual_ms", "speedup", "noisy", "noise")
+
+
 class RemeasureError(WorkbenchError):
     """A candidate that cannot be re-timed (failed, unknown, its artifact altered, its model not loadable)."""
 
@@ -51,7 +55,7 @@ class Retiming:
 
     @property
     def after(self) -> dict[str, Any]:
-        return {k: self.candidate.get(k) for k in ("p50_ms", "speedup", "noisy", "noise")}
+        return {k: self.candidate.get(k) for k in _COMPARED}
 
 
 def careful_bench(runs: int | None = None, min_time_s: float | None = None, base: BenchConfig | None = None):
@@ -194,8 +198,10 @@ def remeasure(
                 "p50_ms": timing.baseline.p50,
                 "recorded_p50_ms": base.get("p50_ms"),
                 "how": f"re-timed, interleaved with the candidate: {len(timing.baseline.extra['round_p50_ms'])} rounds",
+                "round_p50_ms": timing.baseline_rounds(),
             }
-        before = {k: c.get(k) for k in ("p50_ms", "speedup", "noisy", "noise")}
+        metrics.update(usual_speed(store, base.id, metrics, baseline=c.id == base.id))
+        before = {k: c.get(k) for k in _COMPARED}
         out.append(Retiming(store.add_retiming(c.id, metrics), before))
     return out
 

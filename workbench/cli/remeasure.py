@@ -44,6 +44,8 @@ def _cmd_remeasure(args) -> int:
                 "recipe": r.candidate.recipe_name,
                 "p50 ms before": fmt(b.get("p50_ms"), ".3g"),
                 "p50 ms now": fmt(a.get("p50_ms"), ".3g"),
+                "at usual speed before": fmt(b.get("p50_usual_ms"), ".3g"),
+                "now": fmt(a.get("p50_usual_ms"), ".3g"),
                 "speedup before": fmt(b.get("speedup"), ".2f"),
                 "speedup now": fmt(a.get("speedup"), ".2f"),
                 "timing now": "noisy" if a.get("noisy") else "ok",

@@ -43,6 +43,7 @@ __all__ = [
     "NoiseCheck",
     "assess",
     "p50_interval",
+    "stretch_medians",
     "calibration_ms",
     "settle",
     "settle_seconds",
@@ -328,11 +329,15 @@ def p50_interval(samples_ms: Sequence[float], stretches: int = P50_STRETCHES) ->
     median of the stretches' medians. None with fewer than 18 samples. A machine that changed speed for a part of
     the timing moves some stretches and widens the interval, where the pooled samples' spread (p90 / p50) can stay
     small."""
-    k = _stretches(len(samples_ms), stretches)
-    if k < 6:
-        return None
-    parts = np.array_split(np.asarray(samples_ms, dtype=np.float64), k)
-    return median_interval([float(np.median(p)) for p in parts])
+    medians = stretch_medians(samples_ms, stretches)
+    return median_interval(medians) if len(medians) >= 6 else None
+
+
+def stretch_medians(samples_ms: Sequence[float], stretches: int = P50_STRETCHES) -> list[float]:
+    """The medians of ``samples_ms`` cut, in the order they were taken, into ``stretches`` consecutive stretches
+    (fewer, 3 samples each at least; one with fewer than 6 samples; none without samples)."""
+    k = max(1, _stretches(len(samples_ms), stretches)) if len(samples_ms) else 0
+    return [float(np.median(p)) for p in np.array_split(np.asarray(samples_ms, dtype=np.float64), k)] if k else []
 
 
 def assess(

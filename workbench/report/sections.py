@@ -54,6 +54,7 @@ __all__ = [
 
 _FORMATS = {
     "p50_ms": "{:.2f}",
+    "p50_usual_ms": "{:.2f}",
     "p90_ms": "{:.2f}",
     "speedup": "{:.2f}x",
     "size_mb": "{:.2f}",
@@ -154,7 +155,7 @@ def candidates_table(cands: Sequence[Candidate]):
         frame = pd.DataFrame(tasks_of(cands).table_rows(cands))
         frame = frame[["recipe", "id", *[c for c in frame.columns if c not in ("recipe", "id")]]]
         return frame.style.hide(axis="index")
-    metrics = ["p50_ms", "p90_ms", "speedup", "size_mb", "accuracy", "accuracy_drop", "fidelity"]
+    metrics = ["p50_ms", "p50_usual_ms", "p90_ms", "speedup", "size_mb", "accuracy", "accuracy_drop", "fidelity"]
     frame = charts.candidates_frame(cands, metrics).dropna(axis=1, how="all")
     return (
         frame.style.format({k: v for k, v in _FORMATS.items() if k in frame}, na_rep="-")
@@ -186,7 +187,17 @@ def timing_note(cands: Sequence[Candidate]) -> str:
         if known
         else ""
     )
-    return f"**Timing.** {speed}{intervals} {flagged}"
+    usual = [c for c in timed if c.get("p50_usual_ms")]
+    refs = sorted({(c.get("usual_speed") or {}).get("timings") or 0 for c in usual})
+    at_usual = (
+        f" *p50 at usual speed* is the baseline's median p50 over its most recent timings here ({refs[0] if len(refs) == 1 else f'{refs[0]}-{refs[-1]}'}"
+        " of them, the quiet ones when there are enough) divided by the candidate's paired speed-up: the machine's"
+        " own speed moves between timings, the paired speed-up much less, so this column compares candidates timed"
+        " at different moments; the p50 column is what each timing measured."
+        if usual
+        else ""
+    )
+    return f"**Timing.** {speed}{intervals}{at_usual} {flagged}"
 
 
 def generation_samples(cands: Sequence[Candidate]) -> list[Any]:

@@ -78,6 +78,8 @@ TIMING_METRICS = (
     "timing_attempts",
     "waited_for_quiet_s",
     "thread_settings",
+    "p50_usual_ms",
+    "usual_speed",
 )
 _SCHEMA_VERSION = "1"
 _JSON_COLS = ("recipe", "metrics", "env", "notes")
@@ -226,6 +228,29 @@ class RunStore:
             "SELECT created_at, metrics FROM retimings WHERE candidate_id = ? ORDER BY created_at, rowid", (cand_id,)
         )
         return [{**json.loads(m), "measured_at": t} for t, m in rows.fetchall()]
+
+    def baseline_timings(self, base_id: str) -> list[dict[str, Any]]:
+        """The baseline ``base_id``'s p50 in every timing recorded so far, oldest first: its own timings (the first
+        and its re-timings) and the rounds it ran beside each candidate compared with it (``compared_with``), first
+        timings and re-timings. Each: ``measured_at``, ``p50_ms``, ``noisy`` (that timing was flagged)."""
+        try:
+            c = self._conn()
+            rows = c.execute("SELECT id, created_at, metrics FROM candidates").fetchall()
+            rows += c.execute("SELECT candidate_id, created_at, metrics FROM retimings").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Cannot read the run store {self.path}: {e}") from None
+        out = []
+        for cid, t, text in rows:
+            m = json.loads(text)
+            beside = m.get("compared_with") or {}
+            if cid == base_id and m.get("p50_ms"):
+                timed = {"p50_ms": m["p50_ms"], "samples_ms": m.get("samples_ms")}
+            elif beside.get("id") == base_id and beside.get("p50_ms"):
+                timed = {"p50_ms": beside["p50_ms"], "round_p50_ms": beside.get("round_p50_ms")}
+            else:
+                continue
+            out.append({"measured_at": t, **timed, "noisy": bool(m.get("noisy"))})
+        return sorted(out, key=lambda r: r["measured_at"])
 
     def _overlay(self, cands: list[Candidate]) -> list[Candidate]:
         """Each candidate with its newest re-timing in place of its first timing."""
