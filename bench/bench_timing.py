@@ -7,7 +7,8 @@
    pooled p50s beside it). Target: within 10 % on a quiet machine.
 2. **Repeatability.** The same candidate re-timed twice (``workbench remeasure``, its careful default: at least
    200 calls and 3 s per runner, 10 rounds or more): its p50s agree within 5 %? Beside it, the speed-ups of the two
-   re-timings (and whether each lies inside the other's 95 % interval), and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
+   re-timings (and whether each lies inside the other's 95 % interval), the two re-timings' p50 at usual speed
+   (the baseline's usual p50 over the paired speed-up, ``measure.benchmark.usual_p50``), and how far this machine's own speed moves: a fixed single-threaded matmul timed in 1-second windows
    (no model, no thread pool), then pinned to each core in turn (a VM's vCPUs can slow down on their own), and the
    workbench's reference kernel in 50 ms chunks (the speeds the machine switches between, how long it holds one,
    and how far its median over a few seconds moves by itself): the floor under any absolute repeatability here.
