@@ -42,7 +42,13 @@ os.environ.setdefault("WORKBENCH_CACHE", str(HERE.parent / ".workbench" / "cache
 import workbench as wb  # noqa: E402
 from workbench.core.artifact import onnx_artifact  # noqa: E402
 from workbench.core.env import fingerprint  # noqa: E402
-from workbench.measure.benchmark import DEFAULT_CHUNK_S, paired_speedup, round_speedups, side_by_side  # noqa: E402
+from workbench.measure.benchmark import (  # noqa: E402
+    DEFAULT_CHUNK_S,
+    paired_speedup,
+    round_speedups,
+    side_by_side,
+    timing_rounds,
+)
 from workbench.measure.noise import (  # noqa: E402
     MAX_CALIBRATION_SLOWDOWN,
     MAX_P50_CI,
@@ -148,6 +154,11 @@ def agreement(name: str, threads: int, n_eval: int) -> dict:
                     "usual_timings": [(x.get("usual_speed") or {}).get("timings") for x in again],
                     "usual_repeat_diff_pct": 100 * abs(usual[0] - usual[1]) / min(usual),
                     "usual_repeat_within_5pct": abs(usual[0] - usual[1]) / min(usual) <= 0.05,
+                    # what they were taken from, oldest first (the second re-timing is the last, the first the one
+                    # before it): each timing's rounds, so another estimator can be tried on the same readings
+                    "usual_inputs": [
+                        {"rounds": timing_rounds(t), "noisy": t["noisy"]} for t in store.baseline_timings(base.id)
+                    ],
                     "retimed_speedups": ups,
                     "retimed_speedup_ci": cis,
                     "retimed_rounds": [len(x.get("speedup_rounds") or []) for x in again],

@@ -18,6 +18,7 @@ from workbench.cli.main import main as cli_main
 from workbench.lm import LmOnnxExport, LmWeightOnly, NotACausalLMError, generate, lm_runner, perplexity_rule
 from workbench.lm.task import perplexity
 from workbench.lm.testing import tiny_lm_folder
+from workbench.measure.benchmark import usual_p50
 from workbench.passes import PassJob, apply_pass
 
 SMALL = {"n_eval": 4, "seq_len": 64, "prompt_len": 16, "decode_tokens": 8, "sample_tokens": 6}
@@ -187,6 +188,15 @@ def test_optimize_lm_recipes_and_cli_rows(tiny_lm, store, lm_bench):
     assert cw["id"] == base.id and cw["recorded_p50_ms"] == base.metrics["p50_ms"]
     assert len(int4.metrics["speedup_rounds"]) >= 3  # the median of the rounds' decode ratios
     assert int4.metrics["speedup"] == pytest.approx(float(np.median(int4.metrics["speedup_rounds"])))
+    # the baseline's median decode step in each of those rounds, pooled into the p50 at usual speed
+    assert len(cw["round_p50_ms"]) == len(int4.metrics["speedup_rounds"]) and min(cw["round_p50_ms"]) > 0
+    assert min(cw["round_p50_ms"]) <= cw["p50_ms"] * 1.01 and max(cw["round_p50_ms"]) >= cw["p50_ms"] * 0.99
+    timings = store.baseline_timings(base.id)
+    assert [t["round_p50_ms"] for t in timings[1:]] == [
+        bf16.metrics["compared_with"]["round_p50_ms"],
+        cw["round_p50_ms"],
+    ]
+    assert int4.metrics["p50_usual_ms"] == usual_p50(timings, int4.metrics["speedup"])["p50_usual_ms"]
     rows = candidate_rows(cands)
     assert {"tok/s", "prefill ms", "ppl [95% CI]"} <= set(rows[0]) and "accuracy % [95% CI]" not in rows[0]
     assert rows[2]["ppl +%"].startswith(("+", "-"))

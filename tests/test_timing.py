@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.measure.benchmark import USUAL_TIMINGS, usual_p50
+from workbench.measure.benchmark import USUAL_TIMINGS, middle_half_mean, usual_p50
 from workbench.measure.noise import (
     MAX_P50_CI,
     MAX_P90_OVER_P50,
@@ -340,8 +340,14 @@ def test_a_p50_at_usual_speed_is_the_baselines_usual_p50_over_the_paired_speedup
         "rounds": 3,
         "quiet_only": True,
     }
-    # (all five: the middle half of 10, 11, 20, 20, 20 is 11 and the 20s)
-    assert usual_p50([*busy, _timed(10.0), _timed(11.0)], 1.0)["p50_usual_ms"] == pytest.approx(17.75)
+    # (all five: the middle half of 10, 11, 20, 20, 20 is 11 and two of the 20s)
+    assert usual_p50([*busy, _timed(10.0), _timed(11.0)], 1.0)["p50_usual_ms"] == pytest.approx(17.0)
+    # each timing weighs the same however many rounds it ran: a re-timing's 50 slow rounds beside two timings at
+    # 10 ms hold a third of the weight, and only the 13 of them whose share falls below the 75th percentile count
+    long = {"p50_ms": 20.0, "round_p50_ms": [20.0] * 50}
+    got = usual_p50([_timed(10.0), _timed(10.0), long], 1.0)
+    assert got["p50_usual_ms"] == pytest.approx((10 / 3 + 20 * 13 / 150) / (1 / 3 + 13 / 150))
+    assert got["usual_speed"]["rounds"] == 52
     # the rounds beside the candidates are pooled, and a baseline's own timing gives its stretches' medians:
     # a slow round and a slow stretch are outside the middle half
     paired = {"p50_ms": 10.0, "round_p50_ms": [9.0, 10.0, 10.0, 11.0, 40.0]}
@@ -353,6 +359,16 @@ def test_a_p50_at_usual_speed_is_the_baselines_usual_p50_over_the_paired_speedup
     # nothing to say without a speed-up or a timing
     for timings, speedup in (([_timed(10.0)], None), ([_timed(10.0)], 0.0), ([], 2.0), ([_timed(10.0)], float("nan"))):
         assert usual_p50(timings, speedup) == {}
+
+
+def test_the_middle_half_mean_weighs_each_value_by_its_share():
+    # equal weights: the plain mean of the middle half
+    assert middle_half_mean([4.0, 1.0, 3.0, 2.0, 100.0, 0.0, 5.0, 6.0], [1.0] * 8) == pytest.approx(3.5)
+    assert middle_half_mean([7.0], [0.3]) == pytest.approx(7.0)
+    # a value holding most of the weight is the middle on its own
+    assert middle_half_mean([1.0, 2.0, 9.0], [0.1, 0.8, 0.1]) == pytest.approx(2.0)
+    # six equal shares: the second one's midpoint is 3/12, a hair under 0.25 in floats, and still counts
+    assert middle_half_mean([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1 / 6] * 6) == pytest.approx(3.5)
 
 
 def test_remeasure_refuses_what_it_cannot_retime(tmp_path, cli):

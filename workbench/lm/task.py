@@ -30,7 +30,7 @@ from ..core.artifact import Artifact
 from ..core.config import check_range
 from ..core.context import RunContext
 from ..core.errors import DataError, WorkbenchError
-from ..measure.benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory
+from ..measure.benchmark import BenchConfig, measure_peak_rss, onnx_inference_memory, recorded_rounds
 from ..measure.noise import TimingWatch, settle, settle_seconds
 from ..tasks.base import Task, fmt, fmt_mb, fmt_ms, noise_note, speedup_cell, timing_cell
 from .corpus import PROMPTS
@@ -202,6 +202,7 @@ class CausalLM(Task):
                 runner, prompt, bench, ctx, f"{stage} / latency", against=against, between_rounds=watch.probe
             )
         paired = lat.pop("baseline_steps_ms", None)
+        base_rounds = lat.pop("baseline_round_p50_ms", [])
         ratios = lat.pop("round_speedups", [])
         check = watch.check(threads, lat["samples_ms"], ratios)
         m.update(lat)
@@ -214,6 +215,7 @@ class CausalLM(Task):
                 "p50_ms": float(np.median(paired)),
                 "recorded_p50_ms": base.get("p50_ms") if base else None,
                 "how": f"decode rounds interleaved with the candidate's: {len(ratios)} rounds",
+                "round_p50_ms": recorded_rounds(base_rounds),
             }
             m["speedup_rounds"] = ratios
         m["peak_mem_bytes"] = self._memory(art, runner, prompt, threads)
@@ -263,6 +265,7 @@ class CausalLM(Task):
             ctx.step()
         steps: list[float] = []
         base_steps: list[float] = []
+        base_rounds: list[float] = []  # the baseline's median decode step in each round
         ratios: list[float] = []
         for _ in range(rounds):
             if between_rounds is not None:
@@ -272,10 +275,15 @@ class CausalLM(Task):
             if against is not None:  # the baseline's decode in the same round: same machine state
                 _, base_times = greedy_decode(against, prompt, self.spec.decode_tokens, timed=True)
                 base_steps.extend(base_times)
-                ratios.append(float(np.median(base_times) / max(np.median(times), 1e-12)))
+                base_rounds.append(float(np.median(base_times)))
+                ratios.append(base_rounds[-1] / max(float(np.median(times)), 1e-12))
             ctx.step()
         mean = float(np.mean(steps))
-        paired = {"baseline_steps_ms": base_steps, "round_speedups": ratios} if against is not None else {}
+        paired = (
+            {"baseline_steps_ms": base_steps, "baseline_round_p50_ms": base_rounds, "round_speedups": ratios}
+            if against is not None
+            else {}
+        )
         return {
             **paired,
             "prefill_ms": float(np.median(prefill)),

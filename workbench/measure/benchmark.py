@@ -13,7 +13,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,9 @@ __all__ = [
     "round_speedups",
     "paired_speedup",
     "usual_p50",
+    "middle_half_mean",
+    "timing_rounds",
+    "recorded_rounds",
     "USUAL_TIMINGS",
     "ratio_summary",
     "format_ratio_summary",
@@ -411,7 +414,7 @@ class Timing:
         not paired)."""
         if self.baseline is None:
             return []
-        return [float(f"{r:.4g}") for r in self.baseline.extra.get("round_p50_ms", ())]
+        return recorded_rounds(self.baseline.extra.get("round_p50_ms", ()))
 
     @property
     def speedup(self) -> float | None:
@@ -515,6 +518,31 @@ USUAL_TIMINGS = 25
 USUAL_QUIET_TIMINGS = 3
 
 
+def recorded_rounds(p50s_ms: Iterable[float]) -> list[float]:
+    """A baseline's p50 in each round, to 4 significant digits, as ``compared_with["round_p50_ms"]`` records it
+    (:func:`usual_p50` pools them)."""
+    return [float(f"{r:.4g}") for r in p50s_ms]
+
+
+def middle_half_mean(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The weighted mean of the middle half of ``values``: sorted, each holds its share of the total weight, and
+    those whose share's midpoint lies between the 25th and 75th percentile count (always one at least: the share
+    holding the 50th percentile has its midpoint in that range)."""
+    order = np.argsort(values, kind="stable")
+    v, w = np.asarray(values, dtype=float)[order], np.asarray(weights, dtype=float)[order]
+    mid = (np.cumsum(w) - w / 2) / w.sum()
+    keep = (mid >= 0.25 - 1e-9) & (mid <= 0.75 + 1e-9)  # 3/12 in floats may fall a hair short of 0.25
+    return float(np.average(v[keep], weights=w[keep]))
+
+
+def timing_rounds(timing: Mapping[str, Any]) -> list[float]:
+    """One of a baseline's timings (:meth:`RunStore.baseline_timings
+    <workbench.store.runstore.RunStore.baseline_timings>`) as :func:`usual_p50` reads it: its rounds' p50s, else
+    its stretches' medians (:func:`~workbench.measure.noise.stretch_medians`), else its p50."""
+    rounds = timing.get("round_p50_ms") or stretch_medians(timing.get("samples_ms") or ()) or [timing["p50_ms"]]
+    return [float(r) for r in rounds]
+
+
 def usual_p50(baseline_timings: Sequence[Mapping[str, Any]], speedup: float | None) -> dict[str, Any]:
     """A candidate's p50 at this machine's usual speed: the baseline's usual p50 over this timing's paired speed-up.
 
@@ -527,11 +555,15 @@ def usual_p50(baseline_timings: Sequence[Mapping[str, Any]], speedup: float | No
     The baseline's usual p50 is taken over its :data:`USUAL_TIMINGS` most recent timings (``baseline_timings``,
     oldest first: its own and every round it ran beside a candidate, :meth:`RunStore.baseline_timings
     <workbench.store.runstore.RunStore.baseline_timings>`), the quiet ones alone when there are
-    :data:`USUAL_QUIET_TIMINGS` of them: the mean of the middle half of their rounds' p50s pooled (a timing
-    without rounds gives its stretches' medians, :func:`~workbench.measure.noise.stretch_medians`, or its p50).
-    Pooled rounds, not one p50 per timing: the median of a few timings' p50s jumped by 10 % when a fifth came in
-    (digits-cnn, 2 threads, timing-avx512-vnni-usual); the middle half's mean moves smoothly between a shared host's
-    two speeds, where a median can sit in the gap between them.
+    :data:`USUAL_QUIET_TIMINGS` of them: the mean of the middle half of their rounds' p50s, each timing weighing
+    the same however many rounds it ran (a timing without rounds gives its stretches' medians,
+    :func:`~workbench.measure.noise.stretch_medians`, or its p50).
+
+    Why rounds, and why each timing once: the median of a few timings' p50s jumped by 10 % when a fifth came in
+    (digits-cnn, 2 threads, timing-avx512-vnni-usual), as a median can sit in the gap between a shared host's two
+    speeds where the middle half's mean moves smoothly; but with every round counted once, a careful re-timing's
+    51 rounds outweighed the 34 of the four timings before it, and its baseline's usual p50 followed the machine's
+    speed of the moment (11.4 % apart over two re-timings of digits-cnn, timing-avx512-vnni-pooled).
 
     The raw p50 stays what was measured; this one says what it would be at the speed the machine usually runs at,
     so candidates timed at different moments compare. ``speedup`` 1.0 for the baseline itself. Empty without a
@@ -541,19 +573,15 @@ def usual_p50(baseline_timings: Sequence[Mapping[str, Any]], speedup: float | No
     used = quiet if len(quiet) >= USUAL_QUIET_TIMINGS else recent
     if not used or not speedup or speedup <= 0 or not math.isfinite(speedup):
         return {}
-    rounds = [
-        float(r)
-        for t in used
-        for r in (t.get("round_p50_ms") or stretch_medians(t.get("samples_ms") or ()) or [t["p50_ms"]])
-    ]
-    lo, hi = np.percentile(rounds, [25, 75])
-    ref = float(np.mean([r for r in rounds if lo <= r <= hi]))
+    per_timing = [timing_rounds(t) for t in used]
+    ref = middle_half_mean([r for rs in per_timing for r in rs], [1 / len(rs) for rs in per_timing for _ in rs])
+    rounds = sum(map(len, per_timing))
     return {
         "p50_usual_ms": ref / speedup,
         "usual_speed": {
             "baseline_p50_ms": ref,
             "timings": len(used),
-            "rounds": len(rounds),
+            "rounds": rounds,
             "quiet_only": used is quiet,
         },
     }
