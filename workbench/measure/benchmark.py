@@ -563,7 +563,9 @@ def usual_p50(baseline_timings: Sequence[Mapping[str, Any]], speedup: float | No
     (digits-cnn, 2 threads, timing-avx512-vnni-usual), as a median can sit in the gap between a shared host's two
     speeds where the middle half's mean moves smoothly; but with every round counted once, a careful re-timing's
     51 rounds outweighed the 34 of the four timings before it, and its baseline's usual p50 followed the machine's
-    speed of the moment (11.4 % apart over two re-timings of digits-cnn, timing-avx512-vnni-pooled).
+    speed of the moment (11.4 % apart over two re-timings of digits-cnn, timing-avx512-vnni-pooled). Weighing each
+    timing the same, the worst re-timed pair was 5.2 % apart where its raw p50s were 21.9 % (timing-avx512-vnni-equal)
+    and 10.6 % where they were 16.5 % (-1thread-equal, where the speed-up itself moved 8.1 %).
 
     The raw p50 stays what was measured; this one says what it would be at the speed the machine usually runs at,
     so candidates timed at different moments compare. ``speedup`` 1.0 for the baseline itself. Empty without a
