@@ -29,7 +29,7 @@ from .passes import PassJob, apply_pass
 from .recipes.advice import default_recipes_here
 from .recipes.registry import DEFAULT_RECIPES, Recipe, get_recipe
 from .store.candidate import Candidate
-from .store.runstore import RunStore
+from .store.runstore import RunStore, baseline_timing
 
 __all__ = [
     "optimize",
@@ -134,14 +134,13 @@ def usual_speed(store: RunStore, base_id: str, metrics: Mapping[str, Any], *, ba
     ``p50_usual_ms``, ``usual_speed``), from the baseline ``base_id``'s timings already in ``store`` and this one
     (``metrics``, not recorded yet); ``baseline``: ``metrics`` are the baseline's own. Empty for a candidate not
     timed beside its baseline."""
-    beside = metrics.get("compared_with") or {}
     if baseline:
-        here, speedup = {"p50_ms": metrics.get("p50_ms"), "samples_ms": metrics.get("samples_ms")}, 1.0
-    elif beside.get("p50_ms"):
-        here, speedup = {"p50_ms": beside["p50_ms"], "round_p50_ms": beside.get("round_p50_ms")}, metrics.get("speedup")
+        speedup = 1.0
+    elif (metrics.get("compared_with") or {}).get("p50_ms"):
+        speedup = metrics.get("speedup")
     else:
         return {}
-    now = {"measured_at": time.time(), **here, "noisy": bool(metrics.get("noisy"))}
+    now = {"measured_at": time.time(), **baseline_timing(metrics, own=baseline)}
     return usual_p50([*store.baseline_timings(base_id), now], speedup)
 
 

@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from ..core.errors import StoreError
 from .candidate import RECORD_COLUMNS, Candidate
 
-__all__ = ["RunStore", "default_store_path", "TIMING_METRICS"]
+__all__ = ["RunStore", "default_store_path", "TIMING_METRICS", "baseline_timing"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS candidates (
@@ -83,6 +84,18 @@ TIMING_METRICS = (
 )
 _SCHEMA_VERSION = "1"
 _JSON_COLS = ("recipe", "metrics", "env", "notes")
+
+
+def baseline_timing(metrics: Mapping[str, Any], *, own: bool) -> dict[str, Any]:
+    """What one timing's ``metrics`` say of its baseline's speed, as :meth:`RunStore.baseline_timings` lists it
+    (less ``measured_at``): ``own``, the baseline's own timing (its p50 and samples); else the baseline's p50 and
+    per-round p50s timed beside the candidate (``compared_with``). ``noisy``: that timing was flagged."""
+    if own:
+        timed = {"p50_ms": metrics.get("p50_ms"), "samples_ms": metrics.get("samples_ms")}
+    else:
+        beside = metrics.get("compared_with") or {}
+        timed = {"p50_ms": beside.get("p50_ms"), "round_p50_ms": beside.get("round_p50_ms")}
+    return {**timed, "noisy": bool(metrics.get("noisy"))}
 
 
 def default_store_path() -> Path:
@@ -244,12 +257,9 @@ class RunStore:
             m = json.loads(text)
             beside = m.get("compared_with") or {}
             if cid == base_id and m.get("p50_ms"):
-                timed = {"p50_ms": m["p50_ms"], "samples_ms": m.get("samples_ms")}
+                out.append({"measured_at": t, **baseline_timing(m, own=True)})
             elif beside.get("id") == base_id and beside.get("p50_ms"):
-                timed = {"p50_ms": beside["p50_ms"], "round_p50_ms": beside.get("round_p50_ms")}
-            else:
-                continue
-            out.append({"measured_at": t, **timed, "noisy": bool(m.get("noisy"))})
+                out.append({"measured_at": t, **baseline_timing(m, own=False)})
         return sorted(out, key=lambda r: r["measured_at"])
 
     def _overlay(self, cands: list[Candidate]) -> list[Candidate]:
