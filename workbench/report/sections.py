@@ -190,8 +190,9 @@ def timing_note(cands: Sequence[Candidate]) -> str:
     usual = [c for c in timed if c.get("p50_usual_ms")]
     refs = sorted({(c.get("usual_speed") or {}).get("timings") or 0 for c in usual})
     at_usual = (
-        f" *p50 at usual speed* is the baseline's median p50 over its most recent timings here ({refs[0] if len(refs) == 1 else f'{refs[0]}-{refs[-1]}'}"
-        " of them, the quiet ones when there are enough) divided by the candidate's paired speed-up: the machine's"
+        f" *p50 at usual speed* is the baseline's usual p50 (the mean of the middle half of its p50s in its most recent"
+        f" timings here, {refs[0] if len(refs) == 1 else f'{refs[0]}-{refs[-1]}'} of them, each timing weighing the"
+        " same, the quiet ones when there are enough) divided by the candidate's paired speed-up: the machine's"
         " own speed moves between timings, the paired speed-up much less, so this column compares candidates timed"
         " at different moments; the p50 column is what each timing measured."
         if usual
