@@ -69,6 +69,13 @@ def test_optimize_json_then_runs(tmp_path):
         ):
             assert key in x, key
         assert x["status"] == "ok" and x["threads"] == 1 and x["accuracy"] > 0.9
+        # how far each latency can be trusted travels with it: the noise flag, the threads, what it was timed beside
+        assert isinstance(x["noisy"], bool) and (x["noise"] is None) == (not x["noisy"]), x
+        assert x["thread_settings"]["threads"] == 1 and x["p50_usual_ms"] > 0
+    for x in recs[1:]:
+        assert x["compared_with"]["id"] == recs[0]["id"] and x["compared_with"]["p50_ms"] > 0
+        # an interval once there are 3 rounds (these quick timings may have fewer)
+        assert x["speedup_ci"] is None or x["speedup_ci"][0] <= x["speedup"] <= x["speedup_ci"][1], x
     assert Path(recs[1]["artifact"]).is_file()
     assert recs[2]["fidelity"] > 0.95
     table = run("runs", "--model", "digits-cnn", cwd=tmp_path).stdout

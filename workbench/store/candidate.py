@@ -82,6 +82,14 @@ class Candidate:
             "cosine": m.get("cosine"),
             "agreement": m.get("agreement"),
             "speedup": m.get("speedup"),
+            # how far a latency can be trusted: the interval, the noise flag and its reason, what it was timed beside
+            "speedup_ci": m.get("speedup_ci"),
+            "p50_usual_ms": m.get("p50_usual_ms"),
+            "noisy": m.get("noisy"),
+            "noise": m.get("noise"),
+            "compared_with": m.get("compared_with"),
+            "thread_settings": m.get("thread_settings"),
+            "retimed": m.get("retimed"),
             # causal LMs (None for other tasks)
             "perplexity": m.get("perplexity"),
             "perplexity_ci": m.get("perplexity_ci"),
