@@ -44,6 +44,13 @@ def wait_for(fn, what: str, timeout: float = 120.0):
     raise AssertionError(f"timed out waiting for {what}; last seen {last!r}")
 
 
+def wait_for_idle_kernel(page) -> None:
+    """Until the status bar shows a *connected* idle kernel: a Run All clicked while it still initialises is lost."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+
+
 def run_all_cells(page, nb_view, lab, timeout: float = 240.0) -> None:
     """Run > Run All, then wait until the last cell has run (a number in its prompt, none queued).
 
@@ -55,8 +62,6 @@ def run_all_cells(page, nb_view, lab, timeout: float = 240.0) -> None:
     connection, and Run All is pressed on it (two reloads at most). A kernel that stays Busy is never re-run:
     that would be the notebook's code hanging, and the test fails with the prompts, the kernel status, the
     browser's console and the server log."""
-    from playwright.sync_api import expect
-
     prompts = nb_view.locator(".jp-Cell .jp-InputArea-prompt")
     status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel)")
     console: list[str] = []
@@ -67,7 +72,7 @@ def run_all_cells(page, nb_view, lab, timeout: float = 240.0) -> None:
         stuck = idle_since is not None and time.monotonic() - idle_since > 15
         if stuck and presses >= 2 and reloads < 2:
             page.reload()
-            expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+            wait_for_idle_kernel(page)
             reloads, presses, idle_since = reloads + 1, 0, None
         if presses == 0 or (stuck and presses < 2):
             page.locator(".lm-MenuBar-item", has_text="Run").first.click()
@@ -97,8 +102,7 @@ def test_dashboard_run_adds_point(jupyter_lab, lab_notebook, sensor_csv, page, t
     assert '\\"minilm\\"' in lab_notebook.read_text()
 
     page.goto(jupyter_lab.url("/lab/tree/quickstart.ipynb?reset"))
-    # a *connected* idle kernel: Run All clicked while it still initialises is silently lost
-    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+    wait_for_idle_kernel(page)
     nb_view = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     run_all_cells(page, nb_view, jupyter_lab)
     expect(nb_view.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")).to_have_count(0)
